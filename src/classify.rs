@@ -1,0 +1,485 @@
+//! Stage 4, classify: normalized text + [`RuleSet`] → hits ([`Scratch::hits`], the "match"
+//! step) → [`Verdict`] (the "decide" step). Pure and synchronous; a [`Scratch`] per worker
+//! holds every buffer, so a neutral comment allocates nothing after warm-up.
+//!
+//! The decision: each fired scored group adds its weight to its topic. Purchase context
+//! (买了/收到/my order) raises complaint topics and can turn a smear into an authenticity
+//! complaint; a question with no purchase context (会不会褪色?) cancels complaint topics; a
+//! negation just before a problem word (没有裂) cancels that hit. Then the best complaint and the
+//! best attack are weighed: an angry buyer stays a complaint, but diversion, spam, threats and
+//! hate win over a complaint they are dressed in.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::normalize::{Normalized, Normalizer};
+use crate::rules::compile::{Detector, GroupKind, Role, RuleSet};
+use crate::taxonomy::{Action, Class, Lang, Topic};
+
+/// A topic's score must reach this for its class to fire.
+pub const FIRE_THRESHOLD: f32 = 0.5;
+/// Added to every complaint topic that has a score when purchase context is present.
+pub const PURCHASE_BOOST: f32 = 0.25;
+/// A complaint this sure is worth inviting on mic; below it, a scripted reply.
+pub const INVITE_THRESHOLD: f32 = 0.7;
+/// Diversion, spam, threat or hate this sure wins over any complaint it is dressed in.
+pub const STRONG_ATTACK: f32 = 0.8;
+/// A group's second distinct hit adds this share of its weight again, a third one more;
+/// further hits add nothing (`加我` + `vx` is surer than `vx`, a flood of one word is not).
+const EXTRA_HIT_SHARE: f32 = 0.5;
+/// At most this many evidence spans per verdict (a flood of one word says no more).
+const MAX_EVIDENCE: usize = 16;
+
+/// What classify needs from a comment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Input<'a> {
+    /// The comment text as written.
+    pub text: &'a str,
+    /// The writer's display name, for `{user}` in scripts.
+    pub user: Option<&'a str>,
+    /// The product the comment is about, when the event says, for `{product}`.
+    pub product: Option<&'a str>,
+}
+
+/// Why a verdict fired: a rule id and the span it matched in the ORIGINAL text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Rule or group id (`detector:phone` for built-ins).
+    pub rule: Arc<str>,
+    /// Byte offset in the original text.
+    pub start: usize,
+    /// Byte offset in the original text (exclusive).
+    pub end: usize,
+    /// The matched original text.
+    pub text: String,
+}
+
+/// The classifier's answer for one comment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// complaint, attack or neutral.
+    pub class: Class,
+    /// The topic, for complaints and attacks.
+    pub topic: Option<Topic>,
+    /// Confidence in `class`, 0..=1.
+    pub score: f32,
+    /// What fired, with spans in the original text.
+    pub evidence: Vec<Evidence>,
+    /// Suggested action.
+    pub action: Action,
+    /// The script for that action, placeholders filled, in the comment's language.
+    pub script: Option<String>,
+    /// The comment's language (Han characters → zh).
+    pub lang: Lang,
+    /// Purchase context was found.
+    pub purchase: bool,
+}
+
+/// State of one hit after allow-lists and negation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitState {
+    /// Counts.
+    Active,
+    /// Cancelled by a negation just before it.
+    Negated,
+    /// Inside an allow-listed phrase.
+    Allowed,
+}
+
+/// One match of one group.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    /// Group index into [`RuleSet::groups`].
+    pub group: u32,
+    /// Span in the normalized text (`u32::MAX` for detectors that read the original).
+    pub nstart: u32,
+    /// End in the normalized text.
+    pub nend: u32,
+    /// Span in the original text.
+    pub start: u32,
+    /// End in the original text.
+    pub end: u32,
+    /// Whether it counts.
+    pub state: HitState,
+}
+
+/// Per-worker buffers. Create one per thread and reuse it for every comment.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    normalizer: Normalizer,
+    /// The last comment, normalized.
+    pub norm: Normalized,
+    /// The last comment's hits (all of them, including negated and allowed ones).
+    pub hits: Vec<Hit>,
+    fired: Vec<bool>,
+    fired_list: Vec<u32>,
+    scores: [f32; TOPICS],
+}
+
+const TOPICS: usize = Topic::ALL.len();
+
+impl Scratch {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether group `g` fired (has an active hit, or is a boolean rule that held) on the
+    /// last comment.
+    pub fn fired(&self, g: u32) -> bool {
+        self.fired.get(g as usize).copied().unwrap_or(false)
+    }
+}
+
+/// Normalizes and matches `text`: fills `scratch.norm`, `scratch.hits` and the fired set.
+pub fn match_text(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
+    scratch.normalizer.normalize_into(text, &mut scratch.norm);
+    scratch.hits.clear();
+    for &g in &scratch.fired_list {
+        if let Some(f) = scratch.fired.get_mut(g as usize) {
+            *f = false;
+        }
+    }
+    scratch.fired_list.clear();
+    if scratch.fired.len() != rules.groups.len() {
+        scratch.fired = vec![false; rules.groups.len()];
+    }
+    let norm = &scratch.norm;
+    let nt = norm.text.as_bytes();
+    let hits = &mut scratch.hits;
+
+    if let Some(ac) = &rules.ac {
+        for m in ac.find_overlapping_iter(&norm.text) {
+            let meta = rules.patterns[m.pattern().as_usize()];
+            let (s, e) = (m.start(), m.end());
+            if meta.word_start && s > 0 && nt[s - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            if meta.word_end && e < nt.len() && nt[e].is_ascii_alphanumeric() {
+                continue;
+            }
+            let (os, oe) = norm.original_span(s, e);
+            for &g in &rules.pat_owner[meta.owners.0 as usize..meta.owners.1 as usize] {
+                hits.push(Hit { group: g, nstart: s as u32, nend: e as u32, start: os as u32, end: oe as u32, state: HitState::Active });
+            }
+        }
+    }
+    if let Some(set) = &rules.regex_set {
+        // `is_match` first: it allocates nothing, and most comments match no regex.
+        if set.is_match(&norm.text) {
+            for i in set.matches(&norm.text).iter() {
+                let (re, g) = &rules.regexes[i];
+                for m in re.find_iter(&norm.text) {
+                    let (os, oe) = norm.original_span(m.start(), m.end());
+                    hits.push(Hit { group: *g, nstart: m.start() as u32, nend: m.end() as u32, start: os as u32, end: oe as u32, state: HitState::Active });
+                }
+            }
+        }
+    }
+    detect(rules, norm, text, hits);
+    apply_allow_and_negation(rules, norm, hits);
+
+    for h in hits.iter() {
+        if h.state == HitState::Active && !scratch.fired[h.group as usize] {
+            scratch.fired[h.group as usize] = true;
+            scratch.fired_list.push(h.group);
+        }
+    }
+    for r in &rules.rules {
+        let f = &scratch.fired;
+        let holds = r.all.iter().all(|&g| f[g as usize])
+            && (r.any.is_empty() || r.any.iter().any(|&g| f[g as usize]))
+            && !r.none.iter().any(|&g| f[g as usize]);
+        if holds && !scratch.fired[r.group as usize] {
+            scratch.fired[r.group as usize] = true;
+            scratch.fired_list.push(r.group);
+        }
+    }
+}
+
+/// Built-in detectors: digit runs on the normalized text (where 一三八 and ①②③ are digits
+/// already), URLs and mentions on the original.
+fn detect(rules: &RuleSet, norm: &Normalized, text: &str, hits: &mut Vec<Hit>) {
+    let d = &rules.detectors;
+    if let Some((g, min)) = d.phone {
+        let b = norm.text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if !b[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - s >= min as usize && !after_order_ref(rules, hits, &norm.text, s) {
+                let (os, oe) = norm.original_span(s, i);
+                hits.push(Hit { group: g, nstart: s as u32, nend: i as u32, start: os as u32, end: oe as u32, state: HitState::Active });
+            }
+        }
+    }
+    if let (Some(g), Some(re)) = (d.url, &d.url_re) {
+        // Cheap pre-check: no dot, no URL.
+        if text.contains('.') {
+            for m in re.find_iter(text) {
+                hits.push(Hit { group: g, nstart: u32::MAX, nend: u32::MAX, start: m.start() as u32, end: m.end() as u32, state: HitState::Active });
+            }
+        }
+    }
+    if let (Some(g), Some(re)) = (d.mention, &d.mention_re) {
+        if text.contains('@') {
+            for m in re.find_iter(text) {
+                hits.push(Hit { group: g, nstart: u32::MAX, nend: u32::MAX, start: m.start() as u32, end: m.end() as u32, state: HitState::Active });
+            }
+        }
+    }
+}
+
+/// Whether an order-reference term (订单号, order #, tracking) ends within its window before
+/// normalized offset `at`.
+fn after_order_ref(rules: &RuleSet, hits: &[Hit], text: &str, at: usize) -> bool {
+    hits.iter().any(|h| {
+        let g = &rules.groups[h.group as usize];
+        g.kind == GroupKind::Context(Role::OrderRef)
+            && (h.nend as usize) <= at
+            && gap_chars(text, h.nend as usize, at) <= g.window as usize
+    })
+}
+
+fn gap_chars(text: &str, from: usize, to: usize) -> usize {
+    text.get(from..to).map_or(usize::MAX, |s| s.chars().count())
+}
+
+fn apply_allow_and_negation(rules: &RuleSet, norm: &Normalized, hits: &mut [Hit]) {
+    let has_allow = hits.iter().any(|h| rules.groups[h.group as usize].kind == GroupKind::Allow);
+    if has_allow {
+        for i in 0..hits.len() {
+            if rules.groups[hits[i].group as usize].kind == GroupKind::Allow {
+                continue;
+            }
+            let (s, e) = (hits[i].start, hits[i].end);
+            let inside = hits.iter().any(|a| {
+                rules.groups[a.group as usize].kind == GroupKind::Allow && a.start < e && s < a.end
+            });
+            if inside {
+                hits[i].state = HitState::Allowed;
+            }
+        }
+    }
+    let has_negation = hits.iter().any(|h| rules.groups[h.group as usize].kind == GroupKind::Context(Role::Negation));
+    if has_negation {
+        for i in 0..hits.len() {
+            let g = &rules.groups[hits[i].group as usize];
+            if !g.negatable || hits[i].state != HitState::Active || hits[i].nstart == u32::MAX {
+                continue;
+            }
+            let at = hits[i].nstart as usize;
+            let negated = hits.iter().any(|n| {
+                let ng = &rules.groups[n.group as usize];
+                ng.kind == GroupKind::Context(Role::Negation)
+                    && n.state == HitState::Active
+                    && (n.nend as usize) <= at
+                    && gap_chars(&norm.text, n.nend as usize, at) <= ng.window as usize
+            });
+            if negated {
+                hits[i].state = HitState::Negated;
+            }
+        }
+    }
+}
+
+/// Classifies one comment.
+pub fn classify(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdict {
+    match_text(rules, scratch, input.text);
+    decide(rules, scratch, input)
+}
+
+/// The decision over the hits `match_text` left in `scratch`.
+pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdict {
+    let groups = &rules.groups;
+    let mut purchase = false;
+    let mut question = scratch.norm.has_question_mark;
+    for &g in &scratch.fired_list {
+        let grp = &groups[g as usize];
+        match grp.kind {
+            GroupKind::Context(Role::Purchase) => purchase = true,
+            GroupKind::Context(Role::Question) => question = true,
+            _ if grp.kind.scored() && grp.implies_purchase => purchase = true,
+            _ => {}
+        }
+    }
+    let scores = &mut scratch.scores;
+    *scores = [0.0; TOPICS];
+    for &g in &scratch.fired_list {
+        let grp = &groups[g as usize];
+        if !grp.kind.scored() {
+            continue;
+        }
+        let topic = match (purchase, grp.with_purchase, grp.topic) {
+            (true, Some(t), _) => t,
+            (_, _, Some(t)) => t,
+            _ => continue,
+        };
+        let distinct = distinct_hits(&scratch.hits, g);
+        let extra = EXTRA_HIT_SHARE * distinct.saturating_sub(1).min(2) as f32;
+        scores[topic as usize] += grp.weight * (1.0 + extra);
+    }
+    let pre_purchase_question = question && !purchase;
+    let (mut best_c, mut best_a): (Option<(Topic, f32)>, Option<(Topic, f32)>) = (None, None);
+    for &t in Topic::ALL {
+        let mut s = scores[t as usize];
+        if s <= 0.0 {
+            continue;
+        }
+        let slot = match t.class() {
+            Class::Complaint => {
+                if pre_purchase_question {
+                    continue;
+                }
+                if purchase {
+                    s += PURCHASE_BOOST;
+                }
+                &mut best_c
+            }
+            _ => &mut best_a,
+        };
+        if slot.is_none_or(|(_, b)| s > b) {
+            *slot = Some((t, s));
+        }
+    }
+    let complaint = best_c.filter(|(_, s)| *s >= FIRE_THRESHOLD);
+    let attack = best_a.filter(|(_, s)| *s >= FIRE_THRESHOLD);
+    let winner = match (complaint, attack) {
+        (Some(c), Some(a)) => {
+            let yields = matches!(a.0, Topic::Insult | Topic::Smear);
+            if yields && purchase {
+                Some(c)
+            } else if !yields && a.1 >= STRONG_ATTACK {
+                Some(a)
+            } else if c.1 > a.1 {
+                Some(c)
+            } else {
+                Some(a)
+            }
+        }
+        (c, a) => c.or(a),
+    };
+    let lang = if scratch.norm.has_han { Lang::Zh } else { Lang::En };
+    let Some((topic, raw)) = winner else {
+        let top = best_c.map_or(0.0, |c| c.1).max(best_a.map_or(0.0, |a| a.1));
+        return Verdict {
+            class: Class::Neutral,
+            topic: None,
+            score: (1.0 - top).clamp(0.0, 1.0),
+            evidence: Vec::new(),
+            action: Action::None,
+            script: None,
+            lang,
+            purchase,
+        };
+    };
+    let class = topic.class();
+    let score = raw.min(1.0);
+    let action = match (class, topic) {
+        (Class::Complaint, _) if score >= INVITE_THRESHOLD => Action::InviteCostream,
+        (Class::Complaint, _) => Action::ScriptedReply,
+        (_, Topic::Insult | Topic::Hate | Topic::Threat) => Action::MuteReview,
+        _ => Action::PrivateResolution,
+    };
+    let evidence = evidence_for(rules, scratch, input.text, topic, purchase);
+    let script = rules
+        .script(lang, Some(topic), class, action)
+        .map(|s| fill_script(s, input, lang));
+    Verdict { class, topic: Some(topic), score, evidence, action, script, lang, purchase }
+}
+
+/// How many active hits of group `g` start at distinct places (counted up to 3).
+fn distinct_hits(hits: &[Hit], g: u32) -> usize {
+    let mut starts = [u32::MAX; 3];
+    let mut n = 0;
+    for h in hits.iter().filter(|h| h.group == g && h.state == HitState::Active) {
+        if n < starts.len() && !starts[..n].contains(&h.start) {
+            starts[n] = h.start;
+            n += 1;
+        }
+    }
+    n.max(1)
+}
+
+/// The hits that explain the verdict: the winning topic's groups (boolean rules show the
+/// spans of what they combined) and, for complaints, the purchase context.
+fn evidence_for(rules: &RuleSet, scratch: &Scratch, text: &str, topic: Topic, purchase: bool) -> Vec<Evidence> {
+    let groups = &rules.groups;
+    let counts_for = |g: u32| {
+        let grp = &groups[g as usize];
+        grp.kind.scored()
+            && match (purchase, grp.with_purchase) {
+                (true, Some(t)) => t == topic,
+                _ => grp.topic == Some(topic),
+            }
+    };
+    let mut out: Vec<Evidence> = Vec::new();
+    let mut push = |rule: &Arc<str>, h: &crate::classify::Hit| {
+        if out.len() < MAX_EVIDENCE && !out.iter().any(|e| e.rule == *rule && e.start == h.start as usize) {
+            let (s, e) = (h.start as usize, h.end as usize);
+            out.push(Evidence { rule: rule.clone(), start: s, end: e, text: text.get(s..e).unwrap_or("").to_string() });
+        }
+    };
+    for h in scratch.hits.iter().filter(|h| h.state == HitState::Active) {
+        let grp = &groups[h.group as usize];
+        let context = topic.class() == Class::Complaint && grp.kind == GroupKind::Context(Role::Purchase);
+        if counts_for(h.group) || context {
+            push(&grp.id, h);
+        }
+    }
+    for r in &rules.rules {
+        if scratch.fired(r.group) && counts_for(r.group) {
+            let id = &groups[r.group as usize].id;
+            for h in scratch.hits.iter().filter(|h| h.state == HitState::Active && (r.all.contains(&h.group) || r.any.contains(&h.group))) {
+                push(id, h);
+            }
+        }
+    }
+    out.sort_by_key(|e| (e.start, e.end));
+    out
+}
+
+/// Fills `{user}` and `{product}`; a missing product reads "this item" / "这款".
+pub fn fill_script(template: &str, input: Input<'_>, lang: Lang) -> String {
+    let user = input.user.unwrap_or(match lang {
+        Lang::Zh => "这位宝宝",
+        Lang::En => "there",
+    });
+    let product = input.product.unwrap_or(match lang {
+        Lang::Zh => "这款",
+        Lang::En => "this item",
+    });
+    template.replace("{user}", user).replace("{product}", product)
+}
+
+/// What fired for `text`, for `liveguard rules explain`: the normalized text, every hit with
+/// its state, and the verdict.
+pub fn explain(rules: &RuleSet, text: &str) -> (String, Vec<(Arc<str>, Hit)>, Verdict) {
+    let mut scratch = Scratch::new();
+    let verdict = classify(rules, &mut scratch, Input { text, ..Input::default() });
+    let mut hits: Vec<(Arc<str>, Hit)> = scratch.hits.iter().map(|h| (rules.groups[h.group as usize].id.clone(), *h)).collect();
+    for r in &rules.rules {
+        if scratch.fired(r.group) {
+            hits.push((
+                rules.groups[r.group as usize].id.clone(),
+                Hit { group: r.group, nstart: u32::MAX, nend: u32::MAX, start: 0, end: 0, state: HitState::Active },
+            ));
+        }
+    }
+    (scratch.norm.text.clone(), hits, verdict)
+}
+
+/// Whether a detector group is one of the built-ins (for display).
+pub fn is_detector(rules: &RuleSet, g: u32) -> Option<Detector> {
+    match rules.groups.get(g as usize)?.kind {
+        GroupKind::Detector(d) => Some(d),
+        _ => None,
+    }
+}

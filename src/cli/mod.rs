@@ -1,0 +1,217 @@
+//! The commands behind `liveguard classify` and `liveguard rules check|explain`, written over
+//! readers and writers so tests drive them with strings; `main.rs` only parses flags.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{self, Evidence, HitState, Input, Scratch};
+use crate::rules::RuleSet;
+use crate::taxonomy::{Action, Class, Topic};
+
+/// How `classify` reads stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// One JSON object per line with at least `text` (and optional `id`, `user`, `room`, `product`).
+    Jsonl,
+    /// One comment per line, as plain text.
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+struct InLine {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    text: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    room: Option<String>,
+    #[serde(default)]
+    product: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutLine<'a> {
+    id: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    label: Class,
+    topic: Option<Topic>,
+    score: f32,
+    action: Action,
+    evidence: &'a [Evidence],
+    script: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrLine<'a> {
+    id: Option<serde_json::Value>,
+    line: usize,
+    error: &'a str,
+}
+
+/// What a `classify` run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifyStats {
+    /// Comments classified.
+    pub classified: usize,
+    /// Input lines that could not be read as a comment.
+    pub failed: usize,
+}
+
+/// Reads comments from `input`, writes one JSON verdict per comment to `out`, and for each
+/// malformed line an error object to `out` and a message to `err`; processing continues.
+/// Output is flushed whenever the input has nothing buffered, so a live pipe sees verdicts
+/// at once while a file is written in large blocks.
+pub fn classify_stream<R: Read>(
+    rules: &RuleSet,
+    input: R,
+    out: &mut impl Write,
+    err: &mut impl Write,
+    format: InputFormat,
+) -> io::Result<ClassifyStats> {
+    let mut reader = BufReader::with_capacity(1 << 16, input);
+    let mut scratch = Scratch::new();
+    let mut stats = ClassifyStats::default();
+    let mut line = String::new();
+    let mut n = 0usize;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        n += 1;
+        let raw = line.trim_end_matches(['\n', '\r']);
+        if raw.trim().is_empty() {
+            continue;
+        }
+        match format {
+            InputFormat::Text => {
+                let input = Input { text: raw, ..Input::default() };
+                write_verdict(rules, &mut scratch, out, serde_json::Value::from(n), None, input)?;
+                stats.classified += 1;
+            }
+            InputFormat::Jsonl => match serde_json::from_str::<InLine>(raw) {
+                Ok(c) => {
+                    let id = c.id.clone().unwrap_or_else(|| serde_json::Value::from(n));
+                    let input = Input { text: &c.text, user: c.user.as_deref(), product: c.product.as_deref() };
+                    write_verdict(rules, &mut scratch, out, id, Some(&c), input)?;
+                    stats.classified += 1;
+                }
+                Err(e) => {
+                    stats.failed += 1;
+                    let msg = format!("line {n}: not a comment: {e}");
+                    let id = serde_json::from_str::<serde_json::Value>(raw).ok().and_then(|v| v.get("id").cloned());
+                    serde_json::to_writer(&mut *out, &ErrLine { id, line: n, error: &msg })?;
+                    out.write_all(b"\n")?;
+                    writeln!(err, "liveguard classify: {msg}")?;
+                }
+            },
+        }
+        if reader.buffer().is_empty() {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(stats)
+}
+
+fn write_verdict(
+    rules: &RuleSet,
+    scratch: &mut Scratch,
+    out: &mut impl Write,
+    id: serde_json::Value,
+    line: Option<&InLine>,
+    input: Input<'_>,
+) -> io::Result<()> {
+    let v = classify::classify(rules, scratch, input);
+    let o = OutLine {
+        id,
+        room: line.and_then(|l| l.room.as_deref()),
+        user: line.and_then(|l| l.user.as_deref()),
+        label: v.class,
+        topic: v.topic,
+        score: (v.score * 1000.0).round() / 1000.0,
+        action: v.action,
+        evidence: &v.evidence,
+        script: v.script.as_deref(),
+    };
+    serde_json::to_writer(&mut *out, &o)?;
+    out.write_all(b"\n")
+}
+
+/// An `[[example]]` the rules got wrong.
+#[derive(Debug, Clone)]
+pub struct ExampleFailure {
+    /// `file:line: example "text": expected …, got …` ready to print.
+    pub message: String,
+}
+
+/// Runs every `[[example]]` of the rule set; returns how many ran and the failures.
+pub fn check_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
+    let mut scratch = Scratch::new();
+    let mut failures = Vec::new();
+    for ex in &rules.examples {
+        let v = classify::classify(rules, &mut scratch, Input { text: &ex.text, ..Input::default() });
+        let topic_ok = ex.topic.is_none() || ex.topic == v.topic;
+        if v.class != ex.class || !topic_ok {
+            let want = match ex.topic {
+                Some(t) => format!("{}/{}", ex.class.as_str(), t.as_str()),
+                None => ex.class.as_str().to_string(),
+            };
+            let got = match v.topic {
+                Some(t) => format!("{}/{}", v.class.as_str(), t.as_str()),
+                None => v.class.as_str().to_string(),
+            };
+            let fired: Vec<&str> = v.evidence.iter().map(|e| &*e.rule).collect();
+            failures.push(ExampleFailure {
+                message: format!(
+                    "{}:{}: example {:?}: expected {want}, got {got} (score {:.2}; evidence: {})",
+                    ex.path.display(),
+                    ex.line,
+                    ex.text,
+                    v.score,
+                    if fired.is_empty() { "none".to_string() } else { fired.join(", ") }
+                ),
+            });
+        }
+    }
+    (rules.examples.len(), failures)
+}
+
+/// Writes what `liveguard rules explain` shows: the normalized text, every hit (with its
+/// original span and whether it was negated or allow-listed), and the verdict.
+pub fn explain(rules: &RuleSet, text: &str, out: &mut impl Write) -> io::Result<()> {
+    let (normalized, hits, verdict) = classify::explain(rules, text);
+    writeln!(out, "text:       {text}")?;
+    writeln!(out, "normalized: {normalized}")?;
+    if hits.is_empty() {
+        writeln!(out, "fired:      nothing")?;
+    } else {
+        writeln!(out, "fired:")?;
+    }
+    for (id, h) in &hits {
+        let g = &rules.groups()[h.group as usize];
+        let what = match (g.kind, g.topic) {
+            (crate::rules::GroupKind::Context(r), _) => format!("context {r:?}").to_lowercase(),
+            (_, Some(t)) => format!("{}/{} +{:.2}", t.class().as_str(), t.as_str(), g.weight),
+            (k, None) => format!("{k:?}").to_lowercase(),
+        };
+        let state = match h.state {
+            HitState::Active => "",
+            HitState::Negated => "  (negated)",
+            HitState::Allowed => "  (allow-listed)",
+        };
+        if h.nstart == u32::MAX && h.start == 0 && h.end == 0 {
+            writeln!(out, "  {id:<28} {what:<28} (boolean rule held){state}")?;
+        } else {
+            let span = text.get(h.start as usize..h.end as usize).unwrap_or("");
+            writeln!(out, "  {id:<28} {what:<28} {}..{} {span:?}{state}", h.start, h.end)?;
+        }
+    }
+    writeln!(out, "verdict:    {}", serde_json::to_string(&verdict).unwrap_or_default())?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! liveguard: watches live-commerce comment firehoses and tells the people running the room
+//! which comments are genuine complaints (invite on mic), which are malicious attacks (keep
+//! off mic), and which are neutral.
+//!
+//! # Layout
+//! The pipeline, one module per stage, data flowing one way:
+//! - [`normalize`]: comment text → normalized text with a map back to original offsets.
+//! - [`rules`]: TOML rule packs → raw rules (with `file:line` errors) → compiled [`rules::RuleSet`].
+//! - [`classify`]: normalized text + rule set → matches → [`classify::Verdict`].
+//! - [`cli`]: the `classify` and `rules` commands, over readers and writers so tests feed strings.
+
+pub mod classify;
+pub mod cli;
+
+pub mod normalize;
+pub mod rules;
+pub mod taxonomy;

@@ -1,0 +1,653 @@
+//! Raw packs → one checked, compiled [`RuleSet`]: every term normalized exactly as comments
+//! are and compiled together into one Aho-Corasick automaton, regexes into a `RegexSet`,
+//! group references of boolean rules resolved to indices.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use toml::Spanned;
+
+use super::file::{PackFile, RawDetector};
+use super::{RuleError, RuleErrors};
+use crate::normalize::Normalizer;
+use crate::taxonomy::{Action, Class, Lang, Topic};
+
+/// Regexes are compiled with this size limit, so one runaway pattern cannot eat the memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Default shortest digit run the phone detector counts (WeChat/QQ ids and phone numbers).
+const DEFAULT_MIN_DIGITS: u32 = 7;
+/// Default reach of a negation or order-reference term, in chars.
+const DEFAULT_WINDOW: u32 = 3;
+
+/// The compiled rules: everything the classifier needs, immutable once built.
+///
+/// # Resource usage
+/// One Aho-Corasick automaton over every term of every pack (roughly tens of bytes per term
+/// byte), one `RegexSet` plus one `Regex` per regex rule, and small tables per group.
+///
+/// # Cloning and sharing
+/// Build once per (re)load and share behind an `Arc`; it is `Send + Sync`. Classifying
+/// borrows it immutably, so a new set can be swapped in while comments finish on the old one.
+///
+/// # Construction failure
+/// [`compile`] returns every problem found, each with `file:line` and the rule id; nothing
+/// partial is ever built.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(crate) groups: Vec<Group>,
+    pub(crate) ac: Option<AhoCorasick>,
+    /// Per automaton pattern: (whole word at start, whole word at end, range into `pat_owner`).
+    pub(crate) patterns: Vec<PatternMeta>,
+    /// Group indices owning each pattern, flattened.
+    pub(crate) pat_owner: Vec<u32>,
+    pub(crate) regex_set: Option<RegexSet>,
+    /// One compiled regex per `RegexSet` entry, with its group.
+    pub(crate) regexes: Vec<(Regex, u32)>,
+    pub(crate) rules: Vec<BoolRule>,
+    pub(crate) detectors: Detectors,
+    pub(crate) scripts: HashMap<(Lang, ScriptKey, Action), Arc<str>>,
+    /// `[[example]]` cases of every pack.
+    pub examples: Vec<Example>,
+    /// Pack ids and files, in load order.
+    pub packs: Vec<(String, PathBuf)>,
+    /// How many terms were compiled.
+    pub term_count: usize,
+}
+
+/// A named group of rules: a keyword list, a regex, a boolean rule, a detector, a context
+/// list, a term list or an allow list.
+#[derive(Debug)]
+pub struct Group {
+    /// The id ops wrote (or `detector:phone` etc.).
+    pub id: Arc<str>,
+    /// What kind of group.
+    pub kind: GroupKind,
+    /// Topic it scores for (scored groups only).
+    pub topic: Option<Topic>,
+    /// Score added when it fires.
+    pub weight: f32,
+    /// A negation just before a hit cancels it.
+    pub negatable: bool,
+    /// Firing says the writer bought the item.
+    pub implies_purchase: bool,
+    /// With purchase context, score for this topic instead.
+    pub with_purchase: Option<Topic>,
+    /// Reach of a negation/order-reference term, in chars.
+    pub window: u32,
+    /// Where it was defined.
+    pub path: PathBuf,
+    /// Line where it was defined.
+    pub line: usize,
+}
+
+/// What a group is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    /// `[[keywords]]`: scored terms.
+    Keywords,
+    /// `[[regex]]`: a scored regex.
+    Regex,
+    /// `[[rule]]`: a scored boolean rule.
+    Rule,
+    /// A built-in detector.
+    Detector(Detector),
+    /// `[[context]]`: terms that modify the decision.
+    Context(Role),
+    /// `[[terms]]`: a term list for boolean rules.
+    Terms,
+    /// `[[allow]]`: phrases that must never fire.
+    Allow,
+}
+
+impl GroupKind {
+    /// Whether firing adds to a topic's score.
+    pub fn scored(self) -> bool {
+        matches!(self, Self::Keywords | Self::Regex | Self::Rule | Self::Detector(_))
+    }
+}
+
+/// Built-in detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detector {
+    /// Long digit runs: phone, WeChat, QQ numbers.
+    Phone,
+    /// URLs and bare domains.
+    Url,
+    /// `@handle` mentions.
+    Mention,
+}
+
+/// What a context list does to the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The writer bought or received the item: raises a complaint.
+    Purchase,
+    /// A (pre-purchase) question: a problem word alone becomes neutral.
+    Question,
+    /// Cancels a negatable hit that follows within the window.
+    Negation,
+    /// An order or tracking number reference: a digit run after it is not a contact number.
+    OrderRef,
+}
+
+impl Role {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "purchase" => Self::Purchase,
+            "question" => Self::Question,
+            "negation" => Self::Negation,
+            "order_ref" => Self::OrderRef,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PatternMeta {
+    pub word_start: bool,
+    pub word_end: bool,
+    pub owners: (u32, u32),
+}
+
+#[derive(Debug)]
+pub(crate) struct BoolRule {
+    pub group: u32,
+    pub all: Vec<u32>,
+    pub any: Vec<u32>,
+    pub none: Vec<u32>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Detectors {
+    pub phone: Option<(u32, u32)>,
+    pub url: Option<u32>,
+    pub mention: Option<u32>,
+    pub url_re: Option<Regex>,
+    pub mention_re: Option<Regex>,
+}
+
+/// What a script answers: one topic, or a whole class as the fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ScriptKey {
+    Topic(Topic),
+    Class(Class),
+}
+
+/// An `[[example]]` case.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// The comment.
+    pub text: String,
+    /// Expected class.
+    pub class: Class,
+    /// Expected topic, when given.
+    pub topic: Option<Topic>,
+    /// Pack file.
+    pub path: PathBuf,
+    /// Line of the example's text.
+    pub line: usize,
+}
+
+impl RuleSet {
+    /// The groups, indexable by the ids that hits carry.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// The script for a class/topic, action and language, falling back to the class-wide one.
+    pub fn script(&self, lang: Lang, topic: Option<Topic>, class: Class, action: Action) -> Option<&str> {
+        topic
+            .and_then(|t| self.scripts.get(&(lang, ScriptKey::Topic(t), action)))
+            .or_else(|| self.scripts.get(&(lang, ScriptKey::Class(class), action)))
+            .map(|s| &**s)
+    }
+}
+
+/// Collects errors for one file.
+struct Ctx<'a> {
+    file: &'a PackFile,
+    errors: &'a mut Vec<RuleError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, offset: usize, id: Option<&str>, message: impl Into<String>) {
+        self.errors.push(RuleError {
+            path: self.file.path.clone(),
+            line: self.file.line(offset),
+            id: id.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    fn topic(&mut self, id: &str, class: &Spanned<String>, topic: &Spanned<String>) -> Option<Topic> {
+        let Some(c) = Class::parse(class.get_ref()).filter(|c| *c != Class::Neutral) else {
+            self.err(
+                class.span().start,
+                Some(id),
+                format!("unknown class {:?} (expected complaint or attack)", class.get_ref()),
+            );
+            return None;
+        };
+        let Some(t) = Topic::parse(topic.get_ref()) else {
+            self.err(topic.span().start, Some(id), format!("unknown topic {:?}", topic.get_ref()));
+            return None;
+        };
+        if t.class() != c {
+            self.err(
+                topic.span().start,
+                Some(id),
+                format!("topic {:?} belongs to class {}, not {}", topic.get_ref(), t.class().as_str(), c.as_str()),
+            );
+            return None;
+        }
+        Some(t)
+    }
+
+    fn weight(&mut self, id: &str, w: &Spanned<f64>) -> f32 {
+        let v = *w.get_ref();
+        if !(0.0..=1.0).contains(&v) {
+            self.err(w.span().start, Some(id), format!("weight {v} is outside 0..=1"));
+        }
+        v as f32
+    }
+}
+
+/// Builds the automaton's pattern table while groups are added.
+#[derive(Default)]
+struct Terms {
+    normalizer: Normalizer,
+    index: HashMap<(String, bool, bool), usize>,
+    texts: Vec<String>,
+    bounds: Vec<(bool, bool)>,
+    owners: Vec<Vec<u32>>,
+    count: usize,
+}
+
+impl Terms {
+    fn add(&mut self, ctx: &mut Ctx<'_>, gid: &Spanned<String>, group: u32, terms: &[Spanned<String>]) {
+        let at = gid.span().start;
+        let gid = gid.get_ref().as_str();
+        if terms.is_empty() {
+            ctx.err(at, Some(gid), "terms list is empty");
+        }
+        for t in terms {
+            let raw = t.get_ref().trim();
+            let prefix = raw.ends_with('*');
+            let suffix = raw.starts_with('*');
+            let core = raw.trim_matches('*');
+            let norm = self.normalizer.normalize(core).text;
+            if norm.is_empty() {
+                ctx.err(t.span().start, Some(gid), format!("empty keyword {:?} (nothing left after normalization)", t.get_ref()));
+                continue;
+            }
+            let latin_start = norm.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric);
+            let latin_end = norm.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
+            let key = (norm, latin_start && !suffix, latin_end && !prefix);
+            self.count += 1;
+            let idx = match self.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let i = self.texts.len();
+                    self.texts.push(key.0.clone());
+                    self.bounds.push((key.1, key.2));
+                    self.owners.push(Vec::new());
+                    self.index.insert(key, i);
+                    i
+                }
+            };
+            if !self.owners[idx].contains(&group) {
+                self.owners[idx].push(group);
+            }
+        }
+    }
+}
+
+/// Registers a group id, reporting duplicates; returns the new group's index.
+fn new_group(
+    groups: &mut Vec<Group>,
+    ids: &mut HashMap<String, (PathBuf, usize)>,
+    ctx: &mut Ctx<'_>,
+    id: &Spanned<String>,
+    kind: GroupKind,
+) -> u32 {
+    let line = ctx.file.line(id.span().start);
+    let name = id.get_ref().trim();
+    if name.is_empty() {
+        ctx.err(id.span().start, None, "empty id");
+    } else if let Some((path, l)) = ids.get(name) {
+        ctx.err(id.span().start, Some(name), format!("duplicate id (first defined at {}:{l})", path.display()));
+    } else {
+        ids.insert(name.to_string(), (ctx.file.path.clone(), line));
+    }
+    groups.push(Group {
+        id: Arc::from(name),
+        kind,
+        topic: None,
+        weight: 0.0,
+        negatable: false,
+        implies_purchase: false,
+        with_purchase: None,
+        window: DEFAULT_WINDOW,
+        path: ctx.file.path.clone(),
+        line,
+    });
+    (groups.len() - 1) as u32
+}
+
+fn placeholder_error(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Some("unclosed '{' in script".into());
+        };
+        let name = &after[..close];
+        if name != "user" && name != "product" {
+            return Some(format!("unknown placeholder {{{name}}} (use {{user}} or {{product}})"));
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}
+
+/// Checks and compiles parsed packs into one rule set, or returns every error found.
+pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
+    let mut errors = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut terms = Terms::default();
+    let mut regex_src: Vec<(String, u32)> = Vec::new();
+    let mut regexes = Vec::new();
+    let mut pending_rules = Vec::new();
+    let mut scripts = HashMap::new();
+    let mut examples = Vec::new();
+    let mut packs = Vec::new();
+    let mut det_settings: [Option<(f32, Topic, u32)>; 3] = [None, None, None];
+
+    for file in &files {
+        let mut ctx = Ctx { file, errors: &mut errors };
+        let p = &file.pack;
+        let lang = Lang::parse(p.pack.lang.get_ref());
+        if lang.is_none() {
+            ctx.err(p.pack.lang.span().start, Some(p.pack.id.get_ref()), format!("unknown lang {:?} (expected zh or en)", p.pack.lang.get_ref()));
+        }
+        packs.push((p.pack.id.get_ref().clone(), file.path.clone()));
+
+        for k in &p.keywords {
+            let id = k.id.get_ref().clone();
+            let g = new_group(&mut groups, &mut ids, &mut ctx, &k.id, GroupKind::Keywords);
+            let topic = ctx.topic(&id, &k.class, &k.topic);
+            let weight = ctx.weight(&id, &k.weight);
+            let with_purchase = k.with_purchase.as_ref().and_then(|wp| {
+                let parsed = wp.get_ref().split_once('/').and_then(|(c, t)| {
+                    let t = Topic::parse(t)?;
+                    (Class::parse(c)? == t.class()).then_some(t)
+                });
+                if parsed.is_none() {
+                    ctx.err(wp.span().start, Some(&id), format!("with_purchase {:?} is not class/topic (e.g. complaint/authenticity)", wp.get_ref()));
+                }
+                parsed
+            });
+            terms.add(&mut ctx, &k.id, g, &k.terms);
+            let grp = &mut groups[g as usize];
+            grp.topic = topic;
+            grp.weight = weight;
+            grp.implies_purchase = k.implies_purchase;
+            grp.negatable = k.negatable.unwrap_or(topic.is_some_and(|t| t.class() == Class::Complaint));
+            grp.with_purchase = with_purchase;
+        }
+        for c in &p.context {
+            let id = c.id.get_ref().clone();
+            let role = Role::parse(c.role.get_ref());
+            if role.is_none() {
+                ctx.err(c.role.span().start, Some(&id), format!("unknown role {:?} (expected purchase, question, negation or order_ref)", c.role.get_ref()));
+            }
+            let g = new_group(&mut groups, &mut ids, &mut ctx, &c.id, GroupKind::Context(role.unwrap_or(Role::Question)));
+            terms.add(&mut ctx, &c.id, g, &c.terms);
+            let grp = &mut groups[g as usize];
+            grp.window = c.window.unwrap_or(DEFAULT_WINDOW);
+            // Only a purchase can be negated ("没买过" is not a purchase).
+            grp.negatable = role == Some(Role::Purchase);
+        }
+        for t in &p.terms {
+            let g = new_group(&mut groups, &mut ids, &mut ctx, &t.id, GroupKind::Terms);
+            terms.add(&mut ctx, &t.id, g, &t.terms);
+        }
+        for a in &p.allow {
+            let g = new_group(&mut groups, &mut ids, &mut ctx, &a.id, GroupKind::Allow);
+            terms.add(&mut ctx, &a.id, g, &a.terms);
+        }
+        for r in &p.regex {
+            let id = r.id.get_ref().clone();
+            let g = new_group(&mut groups, &mut ids, &mut ctx, &r.id, GroupKind::Regex);
+            let topic = ctx.topic(&id, &r.class, &r.topic);
+            let weight = ctx.weight(&id, &r.weight);
+            match RegexBuilder::new(r.pattern.get_ref()).size_limit(REGEX_SIZE_LIMIT).build() {
+                Ok(re) if re.is_match("") => {
+                    ctx.err(r.pattern.span().start, Some(&id), "regex matches the empty string (it would fire on every comment)");
+                }
+                Ok(re) => {
+                    regexes.push((re, g));
+                    regex_src.push((r.pattern.get_ref().clone(), g));
+                }
+                Err(e) => {
+                    let msg = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    ctx.err(r.pattern.span().start, Some(&id), format!("invalid regex: {msg}"));
+                }
+            }
+            let grp = &mut groups[g as usize];
+            grp.topic = topic;
+            grp.weight = weight;
+            grp.implies_purchase = r.implies_purchase;
+        }
+        for r in &p.rule {
+            let id = r.id.get_ref().clone();
+            let g = new_group(&mut groups, &mut ids, &mut ctx, &r.id, GroupKind::Rule);
+            let topic = ctx.topic(&id, &r.class, &r.topic);
+            let weight = ctx.weight(&id, &r.weight);
+            if r.all.is_empty() && r.any.is_empty() {
+                ctx.err(r.id.span().start, Some(&id), "rule needs at least one group in `all` or `any`");
+            }
+            let grp = &mut groups[g as usize];
+            grp.topic = topic;
+            grp.weight = weight;
+            grp.implies_purchase = r.implies_purchase;
+            pending_rules.push((file, g, r));
+        }
+        let dets: [(&Option<RawDetector>, usize); 3] = [(&p.detectors.phone, 0), (&p.detectors.url, 1), (&p.detectors.mention, 2)];
+        for (d, slot) in dets {
+            let Some(d) = d else { continue };
+            let name = ["detector:phone", "detector:url", "detector:mention"][slot];
+            let weight = ctx.weight(name, &d.weight);
+            let topic = match &d.topic {
+                None => Some(Topic::Diversion),
+                Some(t) => match Topic::parse(t.get_ref()).filter(|t| t.class() == Class::Attack) {
+                    Some(t) => Some(t),
+                    None => {
+                        ctx.err(t.span().start, Some(name), format!("detector topic {:?} is not an attack topic", t.get_ref()));
+                        None
+                    }
+                },
+            };
+            if let Some(topic) = topic {
+                let min = d.min_digits.unwrap_or(DEFAULT_MIN_DIGITS);
+                // Several packs may switch one detector on: the strongest weight wins.
+                let cur = &mut det_settings[slot];
+                if cur.is_none_or(|(w, _, _)| weight > w) {
+                    *cur = Some((weight, topic, min));
+                }
+            }
+        }
+        for s in &p.script {
+            let key = match (Topic::parse(s.topic.get_ref()), Class::parse(s.topic.get_ref())) {
+                (Some(t), _) => Some(ScriptKey::Topic(t)),
+                (None, Some(c)) if c != Class::Neutral => Some(ScriptKey::Class(c)),
+                _ => {
+                    ctx.err(s.topic.span().start, None, format!("script for unknown topic {:?}", s.topic.get_ref()));
+                    None
+                }
+            };
+            let action = Action::parse(s.action.get_ref());
+            if action.is_none() {
+                ctx.err(s.action.span().start, None, format!("unknown action {:?}", s.action.get_ref()));
+            }
+            if let Some(msg) = placeholder_error(s.text.get_ref()) {
+                ctx.err(s.text.span().start, None, msg);
+            }
+            if let (Some(k), Some(a), Some(l)) = (key, action, lang) {
+                scripts.insert((l, k, a), Arc::from(s.text.get_ref().as_str()));
+            }
+        }
+        for e in &p.example {
+            let class = Class::parse(e.class.get_ref());
+            if class.is_none() {
+                ctx.err(e.class.span().start, None, format!("example has unknown class {:?}", e.class.get_ref()));
+            }
+            let topic = e.topic.as_ref().and_then(|t| {
+                let parsed = Topic::parse(t.get_ref());
+                if parsed.is_none() {
+                    ctx.err(t.span().start, None, format!("example has unknown topic {:?}", t.get_ref()));
+                }
+                parsed
+            });
+            if let Some(class) = class {
+                examples.push(Example {
+                    text: e.text.get_ref().clone(),
+                    class,
+                    topic,
+                    path: file.path.clone(),
+                    line: file.line(e.text.span().start),
+                });
+            }
+        }
+    }
+
+    // Detectors become groups with fixed ids.
+    let mut detectors = Detectors::default();
+    for (slot, settings) in det_settings.iter().enumerate() {
+        let Some((weight, topic, min)) = *settings else { continue };
+        let (name, det) = [
+            ("detector:phone", Detector::Phone),
+            ("detector:url", Detector::Url),
+            ("detector:mention", Detector::Mention),
+        ][slot];
+        let g = groups.len() as u32;
+        groups.push(Group {
+            id: Arc::from(name),
+            kind: GroupKind::Detector(det),
+            topic: Some(topic),
+            weight,
+            negatable: false,
+            implies_purchase: false,
+            with_purchase: None,
+            window: 0,
+            path: PathBuf::new(),
+            line: 0,
+        });
+        ids.insert(name.to_string(), (PathBuf::from("(built-in)"), 0));
+        match det {
+            Detector::Phone => detectors.phone = Some((g, min)),
+            Detector::Url => {
+                detectors.url = Some(g);
+                detectors.url_re = Regex::new(URL_PATTERN).ok();
+            }
+            Detector::Mention => {
+                detectors.mention = Some(g);
+                detectors.mention_re = Regex::new(MENTION_PATTERN).ok();
+            }
+        }
+    }
+
+    // Boolean rules reference groups by id, across packs.
+    let by_id: HashMap<&str, u32> = groups.iter().enumerate().map(|(i, g)| (&*g.id, i as u32)).collect();
+    let mut rules = Vec::new();
+    for (file, g, r) in pending_rules {
+        let mut ctx = Ctx { file, errors: &mut errors };
+        let id = r.id.get_ref();
+        let mut resolve = |list: &[Spanned<String>]| -> Vec<u32> {
+            let mut out = Vec::new();
+            for name in list {
+                match by_id.get(name.get_ref().as_str()) {
+                    Some(&i) if matches!(groups[i as usize].kind, GroupKind::Rule | GroupKind::Allow) => {
+                        ctx.err(name.span().start, Some(id), format!("rule cannot refer to {:?}: it is a rule or an allow list", name.get_ref()));
+                    }
+                    Some(&i) => out.push(i),
+                    None => ctx.err(name.span().start, Some(id), format!("unknown group {:?}", name.get_ref())),
+                }
+            }
+            out
+        };
+        let (all, any, none) = (resolve(&r.all), resolve(&r.any), resolve(&r.none));
+        rules.push(BoolRule { group: g, all, any, none });
+    }
+
+    if !errors.is_empty() {
+        return Err(RuleErrors(errors));
+    }
+
+    let ac = if terms.texts.is_empty() {
+        None
+    } else {
+        match AhoCorasick::builder().match_kind(MatchKind::Standard).build(&terms.texts) {
+            Ok(ac) => Some(ac),
+            Err(e) => {
+                return Err(RuleErrors(vec![RuleError {
+                    path: PathBuf::from("(all packs)"),
+                    line: 0,
+                    id: None,
+                    message: format!("cannot build keyword automaton: {e}"),
+                }]))
+            }
+        }
+    };
+    let mut pat_owner = Vec::new();
+    let mut patterns = Vec::with_capacity(terms.texts.len());
+    for (i, owners) in terms.owners.iter().enumerate() {
+        let start = pat_owner.len() as u32;
+        pat_owner.extend_from_slice(owners);
+        patterns.push(PatternMeta {
+            word_start: terms.bounds[i].0,
+            word_end: terms.bounds[i].1,
+            owners: (start, pat_owner.len() as u32),
+        });
+    }
+    let regex_set = if regex_src.is_empty() {
+        None
+    } else {
+        let set = RegexSetBuilder::new(regex_src.iter().map(|(p, _)| p.as_str()))
+            .size_limit(REGEX_SIZE_LIMIT * 8)
+            .build()
+            .map_err(|e| {
+                RuleErrors(vec![RuleError {
+                    path: PathBuf::from("(all packs)"),
+                    line: 0,
+                    id: None,
+                    message: format!("cannot build regex set: {e}"),
+                }])
+            })?;
+        Some(set)
+    };
+
+    Ok(RuleSet {
+        groups,
+        ac,
+        patterns,
+        pat_owner,
+        regex_set,
+        regexes,
+        rules,
+        detectors,
+        scripts,
+        examples,
+        packs,
+        term_count: terms.count,
+    })
+}
+
+/// URLs, `www.` hosts and bare domains with a common top-level domain, on the original text.
+const URL_PATTERN: &str = r"(?i)(?:https?://|www\.)[^\s]+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|net|org|shop|store|top|xyz|cn|me|ly|co|io|link|site|online|tk|cc|info|biz|club|vip)\b(?:/[^\s]*)?";
+/// `@handle` mentions on the original text.
+const MENTION_PATTERN: &str = r"@[\p{L}\p{N}_.]{2,30}";
