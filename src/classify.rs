@@ -135,6 +135,17 @@ impl Scratch {
 /// Normalizes and matches `text`: fills `scratch.norm`, `scratch.hits` and the fired set.
 pub fn match_text(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
     scratch.normalizer.normalize_into(text, &mut scratch.norm);
+    match_normalized(rules, scratch, text);
+}
+
+/// Normalizes `text` into `scratch.norm` only (the first half of [`match_text`]).
+pub fn normalize_only(scratch: &mut Scratch, text: &str) {
+    scratch.normalizer.normalize_into(text, &mut scratch.norm);
+}
+
+/// Matches the already-normalized `scratch.norm` of original `text` (the second half of
+/// [`match_text`]): fills `scratch.hits` and the fired set.
+pub fn match_normalized(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
     scratch.hits.clear();
     for &g in &scratch.fired_list {
         if let Some(f) = scratch.fired.get_mut(g as usize) {
@@ -161,7 +172,14 @@ pub fn match_text(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
             }
             let (os, oe) = norm.original_span(s, e);
             for &g in &rules.pat_owner[meta.owners.0 as usize..meta.owners.1 as usize] {
-                hits.push(Hit { group: g, nstart: s as u32, nend: e as u32, start: os as u32, end: oe as u32, state: HitState::Active });
+                hits.push(Hit {
+                    group: g,
+                    nstart: s as u32,
+                    nend: e as u32,
+                    start: os as u32,
+                    end: oe as u32,
+                    state: HitState::Active,
+                });
             }
         }
     }
@@ -172,7 +190,14 @@ pub fn match_text(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
                 let (re, g) = &rules.regexes[i];
                 for m in re.find_iter(&norm.text) {
                     let (os, oe) = norm.original_span(m.start(), m.end());
-                    hits.push(Hit { group: *g, nstart: m.start() as u32, nend: m.end() as u32, start: os as u32, end: oe as u32, state: HitState::Active });
+                    hits.push(Hit {
+                        group: *g,
+                        nstart: m.start() as u32,
+                        nend: m.end() as u32,
+                        start: os as u32,
+                        end: oe as u32,
+                        state: HitState::Active,
+                    });
                 }
             }
         }
@@ -216,7 +241,14 @@ fn detect(rules: &RuleSet, norm: &Normalized, text: &str, hits: &mut Vec<Hit>) {
             }
             if i - s >= min as usize && !after_order_ref(rules, hits, &norm.text, s) {
                 let (os, oe) = norm.original_span(s, i);
-                hits.push(Hit { group: g, nstart: s as u32, nend: i as u32, start: os as u32, end: oe as u32, state: HitState::Active });
+                hits.push(Hit {
+                    group: g,
+                    nstart: s as u32,
+                    nend: i as u32,
+                    start: os as u32,
+                    end: oe as u32,
+                    state: HitState::Active,
+                });
             }
         }
     }
@@ -224,14 +256,28 @@ fn detect(rules: &RuleSet, norm: &Normalized, text: &str, hits: &mut Vec<Hit>) {
         // Cheap pre-check: no dot, no URL.
         if text.contains('.') {
             for m in re.find_iter(text) {
-                hits.push(Hit { group: g, nstart: u32::MAX, nend: u32::MAX, start: m.start() as u32, end: m.end() as u32, state: HitState::Active });
+                hits.push(Hit {
+                    group: g,
+                    nstart: u32::MAX,
+                    nend: u32::MAX,
+                    start: m.start() as u32,
+                    end: m.end() as u32,
+                    state: HitState::Active,
+                });
             }
         }
     }
     if let (Some(g), Some(re)) = (d.mention, &d.mention_re) {
         if text.contains('@') {
             for m in re.find_iter(text) {
-                hits.push(Hit { group: g, nstart: u32::MAX, nend: u32::MAX, start: m.start() as u32, end: m.end() as u32, state: HitState::Active });
+                hits.push(Hit {
+                    group: g,
+                    nstart: u32::MAX,
+                    nend: u32::MAX,
+                    start: m.start() as u32,
+                    end: m.end() as u32,
+                    state: HitState::Active,
+                });
             }
         }
     }
@@ -253,22 +299,26 @@ fn gap_chars(text: &str, from: usize, to: usize) -> usize {
 }
 
 fn apply_allow_and_negation(rules: &RuleSet, norm: &Normalized, hits: &mut [Hit]) {
-    let has_allow = hits.iter().any(|h| rules.groups[h.group as usize].kind == GroupKind::Allow);
+    let has_allow = hits
+        .iter()
+        .any(|h| rules.groups[h.group as usize].kind == GroupKind::Allow);
     if has_allow {
         for i in 0..hits.len() {
             if rules.groups[hits[i].group as usize].kind == GroupKind::Allow {
                 continue;
             }
             let (s, e) = (hits[i].start, hits[i].end);
-            let inside = hits.iter().any(|a| {
-                rules.groups[a.group as usize].kind == GroupKind::Allow && a.start < e && s < a.end
-            });
+            let inside = hits
+                .iter()
+                .any(|a| rules.groups[a.group as usize].kind == GroupKind::Allow && a.start < e && s < a.end);
             if inside {
                 hits[i].state = HitState::Allowed;
             }
         }
     }
-    let has_negation = hits.iter().any(|h| rules.groups[h.group as usize].kind == GroupKind::Context(Role::Negation));
+    let has_negation = hits
+        .iter()
+        .any(|h| rules.groups[h.group as usize].kind == GroupKind::Context(Role::Negation));
     if has_negation {
         for i in 0..hits.len() {
             let g = &rules.groups[hits[i].group as usize];
@@ -327,7 +377,8 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         scores[topic as usize] += grp.weight * (1.0 + extra);
     }
     let pre_purchase_question = question && !purchase;
-    let (mut best_c, mut best_a): (Option<(Topic, f32)>, Option<(Topic, f32)>) = (None, None);
+    let mut best_c: Option<(Topic, f32)> = None;
+    let mut best_a: Option<(Topic, f32)> = None;
     for &t in Topic::ALL {
         let mut s = scores[t as usize];
         if s <= 0.0 {
@@ -392,14 +443,26 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
     let script = rules
         .script(lang, Some(topic), class, action)
         .map(|s| fill_script(s, input, lang));
-    Verdict { class, topic: Some(topic), score, evidence, action, script, lang, purchase }
+    Verdict {
+        class,
+        topic: Some(topic),
+        score,
+        evidence,
+        action,
+        script,
+        lang,
+        purchase,
+    }
 }
 
 /// How many active hits of group `g` start at distinct places (counted up to 3).
 fn distinct_hits(hits: &[Hit], g: u32) -> usize {
     let mut starts = [u32::MAX; 3];
     let mut n = 0;
-    for h in hits.iter().filter(|h| h.group == g && h.state == HitState::Active) {
+    for h in hits
+        .iter()
+        .filter(|h| h.group == g && h.state == HitState::Active)
+    {
         if n < starts.len() && !starts[..n].contains(&h.start) {
             starts[n] = h.start;
             n += 1;
@@ -410,7 +473,13 @@ fn distinct_hits(hits: &[Hit], g: u32) -> usize {
 
 /// The hits that explain the verdict: the winning topic's groups (boolean rules show the
 /// spans of what they combined) and, for complaints, the purchase context.
-fn evidence_for(rules: &RuleSet, scratch: &Scratch, text: &str, topic: Topic, purchase: bool) -> Vec<Evidence> {
+fn evidence_for(
+    rules: &RuleSet,
+    scratch: &Scratch,
+    text: &str,
+    topic: Topic,
+    purchase: bool,
+) -> Vec<Evidence> {
     let groups = &rules.groups;
     let counts_for = |g: u32| {
         let grp = &groups[g as usize];
@@ -424,7 +493,12 @@ fn evidence_for(rules: &RuleSet, scratch: &Scratch, text: &str, topic: Topic, pu
     let mut push = |rule: &Arc<str>, h: &crate::classify::Hit| {
         if out.len() < MAX_EVIDENCE && !out.iter().any(|e| e.rule == *rule && e.start == h.start as usize) {
             let (s, e) = (h.start as usize, h.end as usize);
-            out.push(Evidence { rule: rule.clone(), start: s, end: e, text: text.get(s..e).unwrap_or("").to_string() });
+            out.push(Evidence {
+                rule: rule.clone(),
+                start: s,
+                end: e,
+                text: text.get(s..e).unwrap_or("").to_string(),
+            });
         }
     };
     for h in scratch.hits.iter().filter(|h| h.state == HitState::Active) {
@@ -437,7 +511,9 @@ fn evidence_for(rules: &RuleSet, scratch: &Scratch, text: &str, topic: Topic, pu
     for r in &rules.rules {
         if scratch.fired(r.group) && counts_for(r.group) {
             let id = &groups[r.group as usize].id;
-            for h in scratch.hits.iter().filter(|h| h.state == HitState::Active && (r.all.contains(&h.group) || r.any.contains(&h.group))) {
+            for h in scratch.hits.iter().filter(|h| {
+                h.state == HitState::Active && (r.all.contains(&h.group) || r.any.contains(&h.group))
+            }) {
                 push(id, h);
             }
         }
@@ -463,13 +539,31 @@ pub fn fill_script(template: &str, input: Input<'_>, lang: Lang) -> String {
 /// its state, and the verdict.
 pub fn explain(rules: &RuleSet, text: &str) -> (String, Vec<(Arc<str>, Hit)>, Verdict) {
     let mut scratch = Scratch::new();
-    let verdict = classify(rules, &mut scratch, Input { text, ..Input::default() });
-    let mut hits: Vec<(Arc<str>, Hit)> = scratch.hits.iter().map(|h| (rules.groups[h.group as usize].id.clone(), *h)).collect();
+    let verdict = classify(
+        rules,
+        &mut scratch,
+        Input {
+            text,
+            ..Input::default()
+        },
+    );
+    let mut hits: Vec<(Arc<str>, Hit)> = scratch
+        .hits
+        .iter()
+        .map(|h| (rules.groups[h.group as usize].id.clone(), *h))
+        .collect();
     for r in &rules.rules {
         if scratch.fired(r.group) {
             hits.push((
                 rules.groups[r.group as usize].id.clone(),
-                Hit { group: r.group, nstart: u32::MAX, nend: u32::MAX, start: 0, end: 0, state: HitState::Active },
+                Hit {
+                    group: r.group,
+                    nstart: u32::MAX,
+                    nend: u32::MAX,
+                    start: 0,
+                    end: 0,
+                    state: HitState::Active,
+                },
             ));
         }
     }

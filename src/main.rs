@@ -11,7 +11,11 @@ use liveguard::cli::{self, InputFormat};
 use liveguard::rules::{self, RuleSet};
 
 #[derive(Parser)]
-#[command(name = "liveguard", version, about = "Flags genuine complaints and malicious attacks in live-commerce comments")]
+#[command(
+    name = "liveguard",
+    version,
+    about = "Flags genuine complaints and malicious attacks in live-commerce comments"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -77,16 +81,26 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             let stats = cli::classify_stream(&set, io::stdin().lock(), &mut out, &mut io::stderr(), format)
                 .context("classify")?;
             out.flush()?;
-            Ok(if stats.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if stats.failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Rules { command: RulesCommand::Check { dir } } => {
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => {
             let set = match rules::load_dir(&dir) {
                 Ok(set) => set,
                 Err(errs) => {
                     for e in &errs.0 {
                         eprintln!("{e}");
                     }
-                    eprintln!("liveguard rules check: {} error(s) in {}", errs.0.len(), dir.display());
+                    eprintln!(
+                        "liveguard rules check: {} error(s) in {}",
+                        errs.0.len(),
+                        dir.display()
+                    );
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -102,9 +116,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ran - failures.len(),
                 ran
             );
-            Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::Rules { command: RulesCommand::Explain { text, rules } } => {
+        Command::Rules {
+            command: RulesCommand::Explain { text, rules },
+        } => {
             let set = load(&rules)?;
             cli::explain(&set, &text, &mut io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)

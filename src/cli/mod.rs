@@ -90,22 +90,38 @@ pub fn classify_stream<R: Read>(
         }
         match format {
             InputFormat::Text => {
-                let input = Input { text: raw, ..Input::default() };
+                let input = Input {
+                    text: raw,
+                    ..Input::default()
+                };
                 write_verdict(rules, &mut scratch, out, serde_json::Value::from(n), None, input)?;
                 stats.classified += 1;
             }
             InputFormat::Jsonl => match serde_json::from_str::<InLine>(raw) {
                 Ok(c) => {
                     let id = c.id.clone().unwrap_or_else(|| serde_json::Value::from(n));
-                    let input = Input { text: &c.text, user: c.user.as_deref(), product: c.product.as_deref() };
+                    let input = Input {
+                        text: &c.text,
+                        user: c.user.as_deref(),
+                        product: c.product.as_deref(),
+                    };
                     write_verdict(rules, &mut scratch, out, id, Some(&c), input)?;
                     stats.classified += 1;
                 }
                 Err(e) => {
                     stats.failed += 1;
                     let msg = format!("line {n}: not a comment: {e}");
-                    let id = serde_json::from_str::<serde_json::Value>(raw).ok().and_then(|v| v.get("id").cloned());
-                    serde_json::to_writer(&mut *out, &ErrLine { id, line: n, error: &msg })?;
+                    let id = serde_json::from_str::<serde_json::Value>(raw)
+                        .ok()
+                        .and_then(|v| v.get("id").cloned());
+                    serde_json::to_writer(
+                        &mut *out,
+                        &ErrLine {
+                            id,
+                            line: n,
+                            error: &msg,
+                        },
+                    )?;
                     out.write_all(b"\n")?;
                     writeln!(err, "liveguard classify: {msg}")?;
                 }
@@ -155,7 +171,14 @@ pub fn check_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
     let mut scratch = Scratch::new();
     let mut failures = Vec::new();
     for ex in &rules.examples {
-        let v = classify::classify(rules, &mut scratch, Input { text: &ex.text, ..Input::default() });
+        let v = classify::classify(
+            rules,
+            &mut scratch,
+            Input {
+                text: &ex.text,
+                ..Input::default()
+            },
+        );
         let topic_ok = ex.topic.is_none() || ex.topic == v.topic;
         if v.class != ex.class || !topic_ok {
             let want = match ex.topic {
@@ -174,7 +197,11 @@ pub fn check_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
                     ex.line,
                     ex.text,
                     v.score,
-                    if fired.is_empty() { "none".to_string() } else { fired.join(", ") }
+                    if fired.is_empty() {
+                        "none".to_string()
+                    } else {
+                        fired.join(", ")
+                    }
                 ),
             });
         }
@@ -209,9 +236,17 @@ pub fn explain(rules: &RuleSet, text: &str, out: &mut impl Write) -> io::Result<
             writeln!(out, "  {id:<28} {what:<28} (boolean rule held){state}")?;
         } else {
             let span = text.get(h.start as usize..h.end as usize).unwrap_or("");
-            writeln!(out, "  {id:<28} {what:<28} {}..{} {span:?}{state}", h.start, h.end)?;
+            writeln!(
+                out,
+                "  {id:<28} {what:<28} {}..{} {span:?}{state}",
+                h.start, h.end
+            )?;
         }
     }
-    writeln!(out, "verdict:    {}", serde_json::to_string(&verdict).unwrap_or_default())?;
+    writeln!(
+        out,
+        "verdict:    {}",
+        serde_json::to_string(&verdict).unwrap_or_default()
+    )?;
     Ok(())
 }

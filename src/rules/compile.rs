@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -105,7 +105,10 @@ pub enum GroupKind {
 impl GroupKind {
     /// Whether firing adds to a topic's score.
     pub fn scored(self) -> bool {
-        matches!(self, Self::Keywords | Self::Regex | Self::Rule | Self::Detector(_))
+        matches!(
+            self,
+            Self::Keywords | Self::Regex | Self::Rule | Self::Detector(_)
+        )
     }
 }
 
@@ -227,19 +230,31 @@ impl Ctx<'_> {
             self.err(
                 class.span().start,
                 Some(id),
-                format!("unknown class {:?} (expected complaint or attack)", class.get_ref()),
+                format!(
+                    "unknown class {:?} (expected complaint or attack)",
+                    class.get_ref()
+                ),
             );
             return None;
         };
         let Some(t) = Topic::parse(topic.get_ref()) else {
-            self.err(topic.span().start, Some(id), format!("unknown topic {:?}", topic.get_ref()));
+            self.err(
+                topic.span().start,
+                Some(id),
+                format!("unknown topic {:?}", topic.get_ref()),
+            );
             return None;
         };
         if t.class() != c {
             self.err(
                 topic.span().start,
                 Some(id),
-                format!("topic {:?} belongs to class {}, not {}", topic.get_ref(), t.class().as_str(), c.as_str()),
+                format!(
+                    "topic {:?} belongs to class {}, not {}",
+                    topic.get_ref(),
+                    t.class().as_str(),
+                    c.as_str()
+                ),
             );
             return None;
         }
@@ -280,7 +295,14 @@ impl Terms {
             let core = raw.trim_matches('*');
             let norm = self.normalizer.normalize(core).text;
             if norm.is_empty() {
-                ctx.err(t.span().start, Some(gid), format!("empty keyword {:?} (nothing left after normalization)", t.get_ref()));
+                ctx.err(
+                    t.span().start,
+                    Some(gid),
+                    format!(
+                        "empty keyword {:?} (nothing left after normalization)",
+                        t.get_ref()
+                    ),
+                );
                 continue;
             }
             let latin_start = norm.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric);
@@ -318,7 +340,11 @@ fn new_group(
     if name.is_empty() {
         ctx.err(id.span().start, None, "empty id");
     } else if let Some((path, l)) = ids.get(name) {
-        ctx.err(id.span().start, Some(name), format!("duplicate id (first defined at {}:{l})", path.display()));
+        ctx.err(
+            id.span().start,
+            Some(name),
+            format!("duplicate id (first defined at {}:{l})", path.display()),
+        );
     } else {
         ids.insert(name.to_string(), (ctx.file.path.clone(), line));
     }
@@ -339,22 +365,22 @@ fn new_group(
 
 fn placeholder_error(text: &str) -> Option<String> {
     let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
+    while let Some((_, after)) = rest.split_once('{') {
+        let Some((name, tail)) = after.split_once('}') else {
             return Some("unclosed '{' in script".into());
         };
-        let name = &after[..close];
         if name != "user" && name != "product" {
-            return Some(format!("unknown placeholder {{{name}}} (use {{user}} or {{product}})"));
+            return Some(format!(
+                "unknown placeholder {{{name}}} (use {{user}} or {{product}})"
+            ));
         }
-        rest = &after[close + 1..];
+        rest = tail;
     }
     None
 }
 
 /// Checks and compiles parsed packs into one rule set, or returns every error found.
-pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
+pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
     let mut errors = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
@@ -367,12 +393,19 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
     let mut packs = Vec::new();
     let mut det_settings: [Option<(f32, Topic, u32)>; 3] = [None, None, None];
 
-    for file in &files {
-        let mut ctx = Ctx { file, errors: &mut errors };
+    for file in files {
+        let mut ctx = Ctx {
+            file,
+            errors: &mut errors,
+        };
         let p = &file.pack;
         let lang = Lang::parse(p.pack.lang.get_ref());
         if lang.is_none() {
-            ctx.err(p.pack.lang.span().start, Some(p.pack.id.get_ref()), format!("unknown lang {:?} (expected zh or en)", p.pack.lang.get_ref()));
+            ctx.err(
+                p.pack.lang.span().start,
+                Some(p.pack.id.get_ref()),
+                format!("unknown lang {:?} (expected zh or en)", p.pack.lang.get_ref()),
+            );
         }
         packs.push((p.pack.id.get_ref().clone(), file.path.clone()));
 
@@ -387,7 +420,14 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
                     (Class::parse(c)? == t.class()).then_some(t)
                 });
                 if parsed.is_none() {
-                    ctx.err(wp.span().start, Some(&id), format!("with_purchase {:?} is not class/topic (e.g. complaint/authenticity)", wp.get_ref()));
+                    ctx.err(
+                        wp.span().start,
+                        Some(&id),
+                        format!(
+                            "with_purchase {:?} is not class/topic (e.g. complaint/authenticity)",
+                            wp.get_ref()
+                        ),
+                    );
                 }
                 parsed
             });
@@ -396,16 +436,31 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
             grp.topic = topic;
             grp.weight = weight;
             grp.implies_purchase = k.implies_purchase;
-            grp.negatable = k.negatable.unwrap_or(topic.is_some_and(|t| t.class() == Class::Complaint));
+            grp.negatable = k
+                .negatable
+                .unwrap_or(topic.is_some_and(|t| t.class() == Class::Complaint));
             grp.with_purchase = with_purchase;
         }
         for c in &p.context {
             let id = c.id.get_ref().clone();
             let role = Role::parse(c.role.get_ref());
             if role.is_none() {
-                ctx.err(c.role.span().start, Some(&id), format!("unknown role {:?} (expected purchase, question, negation or order_ref)", c.role.get_ref()));
+                ctx.err(
+                    c.role.span().start,
+                    Some(&id),
+                    format!(
+                        "unknown role {:?} (expected purchase, question, negation or order_ref)",
+                        c.role.get_ref()
+                    ),
+                );
             }
-            let g = new_group(&mut groups, &mut ids, &mut ctx, &c.id, GroupKind::Context(role.unwrap_or(Role::Question)));
+            let g = new_group(
+                &mut groups,
+                &mut ids,
+                &mut ctx,
+                &c.id,
+                GroupKind::Context(role.unwrap_or(Role::Question)),
+            );
             terms.add(&mut ctx, &c.id, g, &c.terms);
             let grp = &mut groups[g as usize];
             grp.window = c.window.unwrap_or(DEFAULT_WINDOW);
@@ -425,9 +480,16 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
             let g = new_group(&mut groups, &mut ids, &mut ctx, &r.id, GroupKind::Regex);
             let topic = ctx.topic(&id, &r.class, &r.topic);
             let weight = ctx.weight(&id, &r.weight);
-            match RegexBuilder::new(r.pattern.get_ref()).size_limit(REGEX_SIZE_LIMIT).build() {
+            match RegexBuilder::new(r.pattern.get_ref())
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+            {
                 Ok(re) if re.is_match("") => {
-                    ctx.err(r.pattern.span().start, Some(&id), "regex matches the empty string (it would fire on every comment)");
+                    ctx.err(
+                        r.pattern.span().start,
+                        Some(&id),
+                        "regex matches the empty string (it would fire on every comment)",
+                    );
                 }
                 Ok(re) => {
                     regexes.push((re, g));
@@ -449,7 +511,11 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
             let topic = ctx.topic(&id, &r.class, &r.topic);
             let weight = ctx.weight(&id, &r.weight);
             if r.all.is_empty() && r.any.is_empty() {
-                ctx.err(r.id.span().start, Some(&id), "rule needs at least one group in `all` or `any`");
+                ctx.err(
+                    r.id.span().start,
+                    Some(&id),
+                    "rule needs at least one group in `all` or `any`",
+                );
             }
             let grp = &mut groups[g as usize];
             grp.topic = topic;
@@ -457,7 +523,11 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
             grp.implies_purchase = r.implies_purchase;
             pending_rules.push((file, g, r));
         }
-        let dets: [(&Option<RawDetector>, usize); 3] = [(&p.detectors.phone, 0), (&p.detectors.url, 1), (&p.detectors.mention, 2)];
+        let dets: [(&Option<RawDetector>, usize); 3] = [
+            (&p.detectors.phone, 0),
+            (&p.detectors.url, 1),
+            (&p.detectors.mention, 2),
+        ];
         for (d, slot) in dets {
             let Some(d) = d else { continue };
             let name = ["detector:phone", "detector:url", "detector:mention"][slot];
@@ -467,7 +537,11 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
                 Some(t) => match Topic::parse(t.get_ref()).filter(|t| t.class() == Class::Attack) {
                     Some(t) => Some(t),
                     None => {
-                        ctx.err(t.span().start, Some(name), format!("detector topic {:?} is not an attack topic", t.get_ref()));
+                        ctx.err(
+                            t.span().start,
+                            Some(name),
+                            format!("detector topic {:?} is not an attack topic", t.get_ref()),
+                        );
                         None
                     }
                 },
@@ -486,13 +560,21 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
                 (Some(t), _) => Some(ScriptKey::Topic(t)),
                 (None, Some(c)) if c != Class::Neutral => Some(ScriptKey::Class(c)),
                 _ => {
-                    ctx.err(s.topic.span().start, None, format!("script for unknown topic {:?}", s.topic.get_ref()));
+                    ctx.err(
+                        s.topic.span().start,
+                        None,
+                        format!("script for unknown topic {:?}", s.topic.get_ref()),
+                    );
                     None
                 }
             };
             let action = Action::parse(s.action.get_ref());
             if action.is_none() {
-                ctx.err(s.action.span().start, None, format!("unknown action {:?}", s.action.get_ref()));
+                ctx.err(
+                    s.action.span().start,
+                    None,
+                    format!("unknown action {:?}", s.action.get_ref()),
+                );
             }
             if let Some(msg) = placeholder_error(s.text.get_ref()) {
                 ctx.err(s.text.span().start, None, msg);
@@ -504,12 +586,20 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
         for e in &p.example {
             let class = Class::parse(e.class.get_ref());
             if class.is_none() {
-                ctx.err(e.class.span().start, None, format!("example has unknown class {:?}", e.class.get_ref()));
+                ctx.err(
+                    e.class.span().start,
+                    None,
+                    format!("example has unknown class {:?}", e.class.get_ref()),
+                );
             }
             let topic = e.topic.as_ref().and_then(|t| {
                 let parsed = Topic::parse(t.get_ref());
                 if parsed.is_none() {
-                    ctx.err(t.span().start, None, format!("example has unknown topic {:?}", t.get_ref()));
+                    ctx.err(
+                        t.span().start,
+                        None,
+                        format!("example has unknown topic {:?}", t.get_ref()),
+                    );
                 }
                 parsed
             });
@@ -528,7 +618,9 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
     // Detectors become groups with fixed ids.
     let mut detectors = Detectors::default();
     for (slot, settings) in det_settings.iter().enumerate() {
-        let Some((weight, topic, min)) = *settings else { continue };
+        let Some((weight, topic, min)) = *settings else {
+            continue;
+        };
         let (name, det) = [
             ("detector:phone", Detector::Phone),
             ("detector:url", Detector::Url),
@@ -552,36 +644,59 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
             Detector::Phone => detectors.phone = Some((g, min)),
             Detector::Url => {
                 detectors.url = Some(g);
-                detectors.url_re = Regex::new(URL_PATTERN).ok();
+                detectors.url_re = Some(URL_RE.clone());
             }
             Detector::Mention => {
                 detectors.mention = Some(g);
-                detectors.mention_re = Regex::new(MENTION_PATTERN).ok();
+                detectors.mention_re = Some(MENTION_RE.clone());
             }
         }
     }
 
     // Boolean rules reference groups by id, across packs.
-    let by_id: HashMap<&str, u32> = groups.iter().enumerate().map(|(i, g)| (&*g.id, i as u32)).collect();
+    let by_id: HashMap<&str, u32> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (&*g.id, i as u32))
+        .collect();
     let mut rules = Vec::new();
     for (file, g, r) in pending_rules {
-        let mut ctx = Ctx { file, errors: &mut errors };
+        let mut ctx = Ctx {
+            file,
+            errors: &mut errors,
+        };
         let id = r.id.get_ref();
         let mut resolve = |list: &[Spanned<String>]| -> Vec<u32> {
             let mut out = Vec::new();
             for name in list {
                 match by_id.get(name.get_ref().as_str()) {
                     Some(&i) if matches!(groups[i as usize].kind, GroupKind::Rule | GroupKind::Allow) => {
-                        ctx.err(name.span().start, Some(id), format!("rule cannot refer to {:?}: it is a rule or an allow list", name.get_ref()));
+                        ctx.err(
+                            name.span().start,
+                            Some(id),
+                            format!(
+                                "rule cannot refer to {:?}: it is a rule or an allow list",
+                                name.get_ref()
+                            ),
+                        );
                     }
                     Some(&i) => out.push(i),
-                    None => ctx.err(name.span().start, Some(id), format!("unknown group {:?}", name.get_ref())),
+                    None => ctx.err(
+                        name.span().start,
+                        Some(id),
+                        format!("unknown group {:?}", name.get_ref()),
+                    ),
                 }
             }
             out
         };
         let (all, any, none) = (resolve(&r.all), resolve(&r.any), resolve(&r.none));
-        rules.push(BoolRule { group: g, all, any, none });
+        rules.push(BoolRule {
+            group: g,
+            all,
+            any,
+            none,
+        });
     }
 
     if !errors.is_empty() {
@@ -591,7 +706,10 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
     let ac = if terms.texts.is_empty() {
         None
     } else {
-        match AhoCorasick::builder().match_kind(MatchKind::Standard).build(&terms.texts) {
+        match AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&terms.texts)
+        {
             Ok(ac) => Some(ac),
             Err(e) => {
                 return Err(RuleErrors(vec![RuleError {
@@ -647,7 +765,159 @@ pub fn compile(files: Vec<PackFile>) -> Result<RuleSet, RuleErrors> {
     })
 }
 
+/// Compiled once; cloning a `Regex` is cheap.
+static URL_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(URL_PATTERN).expect("URL_PATTERN is a valid regex"));
+static MENTION_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(MENTION_PATTERN).expect("MENTION_PATTERN is a valid regex"));
+
 /// URLs, `www.` hosts and bare domains with a common top-level domain, on the original text.
 const URL_PATTERN: &str = r"(?i)(?:https?://|www\.)[^\s]+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|net|org|shop|store|top|xyz|cn|me|ly|co|io|link|site|online|tk|cc|info|biz|club|vip)\b(?:/[^\s]*)?";
 /// `@handle` mentions on the original text.
 const MENTION_PATTERN: &str = r"@[\p{L}\p{N}_.]{2,30}";
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rules::file::parse_str;
+
+    /// Compiles one pack text named `t.toml`; returns the rendered errors.
+    fn errors(text: &str) -> Vec<String> {
+        let file = match parse_str(text.to_string(), Path::new("t.toml")) {
+            Ok(f) => f,
+            Err(e) => return vec![e.to_string()],
+        };
+        match compile(&[file]) {
+            Ok(_) => Vec::new(),
+            Err(RuleErrors(es)) => es.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const HEAD: &str = "[pack]\nid = \"p\"\nlang = \"zh\"\n";
+
+    #[test]
+    fn a_valid_pack_compiles() {
+        let text = format!(
+            "{HEAD}[[keywords]]\nid = \"k\"\nclass = \"complaint\"\ntopic = \"defect\"\nweight = 0.6\nterms = [\"裂\"]\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_error_names_file_line_and_rule() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("toml syntax", "[[keywords]]\nid = \"k\nclass = 1\n", "t.toml:5:"),
+            (
+                "unknown field",
+                "[[keywords]]\nid = \"k\"\nclass = \"attack\"\ntopic = \"insult\"\nweight = 0.5\nterms = [\"x\"]\ncolour = 1\n",
+                "t.toml:10: unknown field `colour`",
+            ),
+            (
+                "bad regex",
+                "[[regex]]\nid = \"r\"\nclass = \"attack\"\ntopic = \"spam\"\nweight = 0.5\npattern = '(abc'\n",
+                "t.toml:9: r: invalid regex",
+            ),
+            (
+                "unknown class",
+                "[[keywords]]\nid = \"k\"\nclass = \"angry\"\ntopic = \"insult\"\nweight = 0.5\nterms = [\"x\"]\n",
+                "t.toml:6: k: unknown class \"angry\"",
+            ),
+            (
+                "unknown topic",
+                "[[keywords]]\nid = \"k\"\nclass = \"attack\"\ntopic = \"rude\"\nweight = 0.5\nterms = [\"x\"]\n",
+                "t.toml:7: k: unknown topic \"rude\"",
+            ),
+            (
+                "topic of another class",
+                "[[keywords]]\nid = \"k\"\nclass = \"attack\"\ntopic = \"defect\"\nweight = 0.5\nterms = [\"x\"]\n",
+                "t.toml:7: k: topic \"defect\" belongs to class complaint",
+            ),
+            (
+                "empty keyword",
+                "[[keywords]]\nid = \"k\"\nclass = \"attack\"\ntopic = \"insult\"\nweight = 0.5\nterms = [\"ok\", \"  \"]\n",
+                "t.toml:9: k: empty keyword",
+            ),
+            (
+                "weight out of range",
+                "[[keywords]]\nid = \"k\"\nclass = \"attack\"\ntopic = \"insult\"\nweight = 1.5\nterms = [\"x\"]\n",
+                "t.toml:8: k: weight 1.5 is outside 0..=1",
+            ),
+            (
+                "unknown rule reference",
+                "[[rule]]\nid = \"b\"\nclass = \"attack\"\ntopic = \"spam\"\nweight = 0.5\nall = [\"nope\"]\n",
+                "t.toml:9: b: unknown group \"nope\"",
+            ),
+            (
+                "unknown placeholder",
+                "[[script]]\ntopic = \"defect\"\naction = \"invite_costream\"\ntext = \"hi {name}\"\n",
+                "t.toml:7: unknown placeholder {name}",
+            ),
+            (
+                "unknown role",
+                "[[context]]\nid = \"c\"\nrole = \"maybe\"\nterms = [\"x\"]\n",
+                "t.toml:6: c: unknown role \"maybe\"",
+            ),
+            (
+                "regex matching everything",
+                "[[regex]]\nid = \"r\"\nclass = \"attack\"\ntopic = \"spam\"\nweight = 0.5\npattern = 'a*'\n",
+                "t.toml:9: r: regex matches the empty string",
+            ),
+        ];
+        for (name, body, want) in cases {
+            let errs = errors(&format!("{HEAD}{body}"));
+            assert!(
+                errs.iter().any(|e| e.starts_with(want)),
+                "{name}: want {want:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_name_the_first() {
+        let a = parse_str(
+            format!("{HEAD}[[terms]]\nid = \"dup\"\nterms = [\"x\"]\n"),
+            Path::new("a.toml"),
+        )
+        .expect("a parses");
+        let b = parse_str(
+            "[pack]\nid = \"q\"\nlang = \"en\"\n[[terms]]\nid = \"dup\"\nterms = [\"y\"]\n".to_string(),
+            Path::new("b.toml"),
+        )
+        .expect("b parses");
+        let errs = match compile(&[a, b]) {
+            Err(RuleErrors(es)) => es,
+            Ok(_) => panic!("duplicate ids must not compile"),
+        };
+        assert_eq!(
+            errs[0].to_string(),
+            "b.toml:5: dup: duplicate id (first defined at a.toml:5)"
+        );
+    }
+
+    #[test]
+    fn one_bad_rule_does_not_hide_the_rest() {
+        let body = "[[keywords]]\nid = \"a\"\nclass = \"bad\"\ntopic = \"insult\"\nweight = 0.5\nterms = [\"x\"]\n\
+                    [[keywords]]\nid = \"b\"\nclass = \"attack\"\ntopic = \"insult\"\nweight = 2.0\nterms = [\"y\"]\n";
+        assert_eq!(errors(&format!("{HEAD}{body}")).len(), 2);
+    }
+
+    #[test]
+    fn ten_thousand_terms_build() {
+        let terms: Vec<String> = (0..10_000).map(|i| format!("\"term{i}x\"")).collect();
+        let text = format!(
+            "{HEAD}[[keywords]]\nid = \"k\"\nclass = \"attack\"\ntopic = \"spam\"\nweight = 0.5\nterms = [{}]\n",
+            terms.join(",")
+        );
+        let file = parse_str(text, Path::new("big.toml")).expect("parses");
+        let set = compile(&[file]).expect("compiles");
+        assert_eq!(set.term_count, 10_000);
+    }
+
+    #[test]
+    fn rule_set_is_send_and_sync() {
+        fn is_send_sync<T: Send + Sync>() {}
+        is_send_sync::<RuleSet>();
+    }
+}

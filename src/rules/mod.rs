@@ -92,7 +92,7 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
             Err(e) => errors.push(e),
         }
     }
-    match compile::compile(files) {
+    match compile::compile(&files) {
         Ok(set) if errors.is_empty() => Ok(set),
         Ok(_) => Err(RuleErrors(errors)),
         Err(RuleErrors(more)) => {

@@ -1,0 +1,158 @@
+//! The real binary: what a user running `liveguard classify` and `liveguard rules` sees.
+
+use crate::util::{rules_dir, run, FIXTURE};
+
+fn lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect()
+}
+
+#[test]
+fn classify_jsonl_answers_every_line_with_id_label_and_evidence() {
+    let dir = rules_dir(&[("fx.toml", FIXTURE)]);
+    let input = concat!(
+        r#"{"id":"a1","text":"上次买的宝石有裂","user":"amy","room":"r1"}"#,
+        "\n",
+        r#"{"id":7,"text":"主播好漂亮"}"#,
+        "\n",
+        r#"{"text":"加我vx 看更好的"}"#,
+        "\n"
+    );
+    let out = run(dir.path(), &["classify", "--rules", "."], input);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = lines(&out.stdout);
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0]["id"], "a1");
+    assert_eq!(v[0]["label"], "complaint");
+    assert_eq!(v[0]["topic"], "defect");
+    assert_eq!(v[0]["action"], "invite_costream");
+    assert_eq!(v[0]["room"], "r1");
+    assert_eq!(v[0]["script"], "看到amy的反馈，这款我们现场解决");
+    assert_eq!(v[0]["evidence"][1]["text"], "裂");
+    assert_eq!(v[1]["id"], 7);
+    assert_eq!(v[1]["label"], "neutral");
+    assert_eq!(v[2]["id"], 3, "a line without id is numbered");
+    assert_eq!(v[2]["label"], "attack");
+    assert_eq!(v[2]["topic"], "diversion");
+}
+
+#[test]
+fn malformed_lines_get_an_error_object_and_processing_continues() {
+    let dir = rules_dir(&[("fx.toml", FIXTURE)]);
+    let input = "{\"id\":\"ok1\",\"text\":\"你们是骗子\"}\nnot json at all\n{\"id\":\"x\",\"txt\":1}\n{\"id\":\"ok2\",\"text\":\"好\"}\n";
+    let out = run(dir.path(), &["classify", "--rules", "."], input);
+    assert_eq!(out.status.code(), Some(1), "a failed line makes exit code 1");
+    let v = lines(&out.stdout);
+    assert_eq!(v.len(), 4);
+    assert_eq!(v[0]["label"], "attack");
+    assert_eq!(v[1]["line"], 2);
+    assert!(v[1]["error"].as_str().is_some_and(|e| e.contains("line 2")));
+    assert_eq!(v[2]["id"], "x", "the id of a malformed object is kept");
+    assert!(v[2]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("missing field `text`")));
+    assert_eq!(v[3]["id"], "ok2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2: not a comment"), "{err}");
+    assert!(err.contains("line 3: not a comment"), "{err}");
+}
+
+#[test]
+fn classify_text_format_reads_plain_lines() {
+    let dir = rules_dir(&[("fx.toml", FIXTURE)]);
+    let out = run(
+        dir.path(),
+        &["classify", "--rules", ".", "--format", "text"],
+        "你們是騙*子\n\n好看\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = lines(&out.stdout);
+    assert_eq!(v.len(), 2, "blank lines are skipped");
+    assert_eq!(v[0]["label"], "attack");
+    assert_eq!(v[0]["evidence"][0]["text"], "騙*子");
+    assert_eq!(v[1]["id"], 3);
+}
+
+#[test]
+fn broken_rules_stop_classify_with_exit_2_and_the_location() {
+    let dir = rules_dir(&[("zh/bad.toml", "[pack]\nid = \"b\"\nlang = \"zh\"\n[[regex]]\nid = \"zh-bad-re\"\nclass = \"attack\"\ntopic = \"spam\"\nweight = 0.5\npattern = '(unclosed'\n")]);
+    let out = run(dir.path(), &["classify", "--rules", "."], "hello\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zh/bad.toml:9: zh-bad-re: invalid regex"), "{err}");
+}
+
+#[test]
+fn rules_check_reports_every_broken_rule_with_file_line_and_id() {
+    let bad = "[pack]\nid = \"b\"\nlang = \"en\"\n\
+               [[keywords]]\nid = \"en-a\"\nclass = \"attack\"\ntopic = \"insult\"\nweight = 0.5\nterms = [\"ok\", \"\"]\n\
+               [[keywords]]\nid = \"en-b\"\nclass = \"attack\"\ntopic = \"rudeness\"\nweight = 0.5\nterms = [\"x\"]\n";
+    let dir = rules_dir(&[("en/bad.toml", bad), ("fx.toml", FIXTURE)]);
+    let out = run(dir.path(), &["rules", "check", "."], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("en/bad.toml:9: en-a: empty keyword"), "{err}");
+    assert!(
+        err.contains("en/bad.toml:13: en-b: unknown topic \"rudeness\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn rules_check_reports_toml_syntax_errors_with_line() {
+    let dir = rules_dir(&[("x.toml", "[pack]\nid = \"x\"\nlang = \"zh\"\n[[keywords]\n")]);
+    let out = run(dir.path(), &["rules", "check", "."], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x.toml:4:"), "{err}");
+}
+
+#[test]
+fn rules_check_runs_examples_and_prints_failures() {
+    let pack = format!(
+        "{FIXTURE}\n[[example]]\ntext = \"上次买的宝石有裂\"\nclass = \"complaint\"\ntopic = \"defect\"\n\n[[example]]\ntext = \"主播好漂亮\"\nclass = \"attack\"\n"
+    );
+    let dir = rules_dir(&[("fx.toml", &pack)]);
+    let out = run(dir.path(), &["rules", "check", "."], "");
+    assert_eq!(out.status.code(), Some(1), "a failing example exits 1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("example \"主播好漂亮\": expected attack, got neutral"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 of 2 examples pass"), "{stdout}");
+}
+
+#[test]
+fn rules_explain_shows_normalized_text_and_negated_hits() {
+    let dir = rules_dir(&[("fx.toml", FIXTURE)]);
+    let out = run(
+        dir.path(),
+        &["rules", "explain", "--rules", ".", "沒有裂，騙*子"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("normalized: 没有裂骗子"), "{s}");
+    assert!(s.contains("fx-crack") && s.contains("(negated)"), "{s}");
+    assert!(s.contains("\"騙*子\""), "{s}");
+}
+
+#[test]
+fn missing_rules_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = run(dir.path(), &["classify", "--rules", "nope"], "x\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nope") && err.contains("cannot read rules directory"),
+        "{err}"
+    );
+}

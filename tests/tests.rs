@@ -1,0 +1,15 @@
+//! One integration test binary. Modules:
+//! - `engine`: decisions on a small fixture pack (purchase, question, negation, allow-lists,
+//!   detectors, spans in the original text).
+//! - `shipped`: the shipped packs in `rules/`: per-topic decisions in zh and en, evasions, and
+//!   `rules check` passing.
+//! - `cli`: the real `liveguard` binary: classify exit codes and malformed lines, `rules check`
+//!   on broken packs, `rules explain`.
+//! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
+
+mod util;
+
+mod cli;
+mod engine;
+mod properties;
+mod shipped;

@@ -1,0 +1,179 @@
+//! Helpers: a fixture rule pack, temp rule dirs, and running the real binary.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use liveguard::classify::{classify, Input, Scratch, Verdict};
+use liveguard::rules::RuleSet;
+
+/// A small pack exercising every mechanism of the engine.
+pub const FIXTURE: &str = r#"
+[pack]
+id = "fx"
+lang = "zh"
+
+[detectors]
+phone = { weight = 0.9, min_digits = 7 }
+url = { weight = 0.6 }
+mention = { weight = 0.2 }
+
+[[context]]
+id = "fx-purchase"
+role = "purchase"
+terms = ["买了", "收到", "上次买的", "i bought", "my order"]
+
+[[context]]
+id = "fx-question"
+role = "question"
+terms = ["会不会", "吗", "does it"]
+
+[[context]]
+id = "fx-negation"
+role = "negation"
+window = 2
+terms = ["没有", "没", "no", "not"]
+
+[[context]]
+id = "fx-order"
+role = "order_ref"
+window = 4
+terms = ["订单号", "order number"]
+
+[[keywords]]
+id = "fx-crack"
+class = "complaint"
+topic = "defect"
+weight = 0.6
+terms = ["裂", "crack*"]
+
+[[keywords]]
+id = "fx-tarnish"
+class = "complaint"
+topic = "defect"
+weight = 0.3
+terms = ["褪色", "tarnish*"]
+
+[[keywords]]
+id = "fx-fake"
+class = "attack"
+topic = "smear"
+weight = 0.6
+terms = ["假货", "骗子", "scam"]
+with_purchase = "complaint/authenticity"
+
+[[keywords]]
+id = "fx-insult"
+class = "attack"
+topic = "insult"
+weight = 0.7
+terms = ["垃圾", "idiot"]
+
+[[keywords]]
+id = "fx-divert"
+class = "attack"
+topic = "diversion"
+weight = 0.6
+terms = ["加我", "vx"]
+
+[[terms]]
+id = "fx-product"
+terms = ["戒指", "ring"]
+
+[[terms]]
+id = "fx-bad"
+terms = ["不行", "bad"]
+
+[[rule]]
+id = "fx-product-bad"
+class = "complaint"
+topic = "defect"
+weight = 0.5
+all = ["fx-product", "fx-bad"]
+none = ["fx-question"]
+
+[[allow]]
+id = "fx-allow"
+terms = ["假一赔十"]
+
+[[script]]
+topic = "defect"
+action = "invite_costream"
+text = "看到{user}的反馈，{product}我们现场解决"
+
+[[script]]
+topic = "attack"
+action = "private_resolution"
+text = "{user}请私信客服"
+"#;
+
+/// A temp dir holding `files` (relative path → content) as a rules directory.
+pub fn rules_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (rel, text) in files {
+        let p = dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write pack");
+    }
+    dir
+}
+
+/// The fixture pack, compiled.
+pub fn fixture() -> RuleSet {
+    let dir = rules_dir(&[("fx.toml", FIXTURE)]);
+    liveguard::rules::load_dir(dir.path()).expect("fixture compiles")
+}
+
+/// The shipped packs in `rules/`.
+pub fn shipped() -> RuleSet {
+    liveguard::rules::load_dir(&repo().join("rules")).expect("shipped rules compile")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Classifies one text.
+pub fn verdict(rules: &RuleSet, text: &str) -> Verdict {
+    classify(
+        rules,
+        &mut Scratch::new(),
+        Input {
+            text,
+            user: Some("amy"),
+            product: None,
+        },
+    )
+}
+
+/// `class` or `class/topic` of a verdict, for compact asserts.
+pub fn label(v: &Verdict) -> String {
+    match v.topic {
+        Some(t) => format!("{}/{}", v.class.as_str(), t.as_str()),
+        None => v.class.as_str().to_string(),
+    }
+}
+
+/// Runs the real binary with `args` in `cwd`, feeding `stdin`.
+pub fn run(cwd: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start liveguard");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("liveguard runs")
+}
