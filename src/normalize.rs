@@ -310,7 +310,8 @@ fn single_letter_run_left(units: &[Unit], sep_start: usize) -> usize {
         if i == 0 || units[i - 1].kind != Kind::Latin {
             return count;
         }
-        if i >= 2 && units[i - 2].kind != Kind::Sep {
+        // A Han char or any other non-Latin neighbour bounds a word as a separator does.
+        if i >= 2 && matches!(units[i - 2].kind, Kind::Latin | Kind::Digit) {
             return count;
         }
         count += 1;
@@ -338,7 +339,7 @@ fn single_letter_run_right(units: &[Unit], sep_end: usize) -> usize {
         if i >= n || units[i].kind != Kind::Latin {
             return count;
         }
-        if i + 1 < n && units[i + 1].kind != Kind::Sep {
+        if i + 1 < n && matches!(units[i + 1].kind, Kind::Latin | Kind::Digit) {
             return count;
         }
         count += 1;
