@@ -227,7 +227,11 @@ pub fn match_normalized(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
 /// already), URLs and mentions on the original.
 fn detect(rules: &RuleSet, norm: &Normalized, text: &str, hits: &mut Vec<Hit>) {
     let d = &rules.detectors;
-    if let Some((g, min)) = d.phone {
+    let lang = lang_of(norm);
+    if let (Some(g), Some(set)) = (
+        d.groups[Detector::Phone as usize],
+        d.setting(Detector::Phone, lang),
+    ) {
         let b = norm.text.as_bytes();
         let mut i = 0;
         while i < b.len() {
@@ -239,7 +243,7 @@ fn detect(rules: &RuleSet, norm: &Normalized, text: &str, hits: &mut Vec<Hit>) {
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
-            if i - s >= min as usize && !after_order_ref(rules, hits, &norm.text, s) {
+            if i - s >= set.min_digits as usize && !after_order_ref(rules, hits, &norm.text, s) {
                 let (os, oe) = norm.original_span(s, i);
                 hits.push(Hit {
                     group: g,
@@ -252,34 +256,49 @@ fn detect(rules: &RuleSet, norm: &Normalized, text: &str, hits: &mut Vec<Hit>) {
             }
         }
     }
-    if let (Some(g), Some(re)) = (d.url, &d.url_re) {
-        // Cheap pre-check: no dot, no URL.
-        if text.contains('.') {
-            for m in re.find_iter(text) {
-                hits.push(Hit {
-                    group: g,
-                    nstart: u32::MAX,
-                    nend: u32::MAX,
-                    start: m.start() as u32,
-                    end: m.end() as u32,
-                    state: HitState::Active,
-                });
-            }
+    // Cheap pre-checks: no dot, no URL; no '@', no mention.
+    let on_original = [
+        (Detector::Url, &d.url_re, '.'),
+        (Detector::Mention, &d.mention_re, '@'),
+    ];
+    for (det, re, marker) in on_original {
+        let (Some(g), Some(re)) = (d.groups[det as usize], re) else {
+            continue;
+        };
+        if d.setting(det, lang).is_none() || !text.contains(marker) {
+            continue;
+        }
+        for m in re.find_iter(text) {
+            hits.push(Hit {
+                group: g,
+                nstart: u32::MAX,
+                nend: u32::MAX,
+                start: m.start() as u32,
+                end: m.end() as u32,
+                state: HitState::Active,
+            });
         }
     }
-    if let (Some(g), Some(re)) = (d.mention, &d.mention_re) {
-        if text.contains('@') {
-            for m in re.find_iter(text) {
-                hits.push(Hit {
-                    group: g,
-                    nstart: u32::MAX,
-                    nend: u32::MAX,
-                    start: m.start() as u32,
-                    end: m.end() as u32,
-                    state: HitState::Active,
-                });
-            }
-        }
+}
+
+/// A comment's language, by script: any Han character makes it Chinese.
+fn lang_of(norm: &Normalized) -> Lang {
+    if norm.has_han {
+        Lang::Zh
+    } else {
+        Lang::En
+    }
+}
+
+/// Topic and weight a fired group scores for a comment in `lang` (detectors differ by language).
+fn scoring(rules: &RuleSet, g: u32, lang: Lang) -> (Option<Topic>, f32) {
+    let grp = &rules.groups[g as usize];
+    match grp.kind {
+        GroupKind::Detector(d) => rules
+            .detectors
+            .setting(d, lang)
+            .map_or((None, 0.0), |s| (Some(s.topic), s.weight)),
+        _ => (grp.topic, grp.weight),
     }
 }
 
@@ -360,6 +379,7 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
             _ => {}
         }
     }
+    let lang = lang_of(&scratch.norm);
     let scores = &mut scratch.scores;
     *scores = [0.0; TOPICS];
     for &g in &scratch.fired_list {
@@ -367,14 +387,15 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         if !grp.kind.scored() {
             continue;
         }
-        let topic = match (purchase, grp.with_purchase, grp.topic) {
+        let (own_topic, weight) = scoring(rules, g, lang);
+        let topic = match (purchase, grp.with_purchase, own_topic) {
             (true, Some(t), _) => t,
             (_, _, Some(t)) => t,
             _ => continue,
         };
         let distinct = distinct_hits(&scratch.hits, g);
         let extra = EXTRA_HIT_SHARE * distinct.saturating_sub(1).min(2) as f32;
-        scores[topic as usize] += grp.weight * (1.0 + extra);
+        scores[topic as usize] += weight * (1.0 + extra);
     }
     let pre_purchase_question = question && !purchase;
     let mut best_c: Option<(Topic, f32)> = None;
@@ -417,7 +438,6 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         }
         (c, a) => c.or(a),
     };
-    let lang = if scratch.norm.has_han { Lang::Zh } else { Lang::En };
     let Some((topic, raw)) = winner else {
         let top = best_c.map_or(0.0, |c| c.1).max(best_a.map_or(0.0, |a| a.1));
         return Verdict {
@@ -439,7 +459,7 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         (_, Topic::Insult | Topic::Hate | Topic::Threat) => Action::MuteReview,
         _ => Action::PrivateResolution,
     };
-    let evidence = evidence_for(rules, scratch, input.text, topic, purchase);
+    let evidence = evidence_for(rules, scratch, input.text, topic, purchase, lang);
     let script = rules
         .script(lang, Some(topic), class, action)
         .map(|s| fill_script(s, input, lang));
@@ -479,6 +499,7 @@ fn evidence_for(
     text: &str,
     topic: Topic,
     purchase: bool,
+    lang: Lang,
 ) -> Vec<Evidence> {
     let groups = &rules.groups;
     let counts_for = |g: u32| {
@@ -486,7 +507,7 @@ fn evidence_for(
         grp.kind.scored()
             && match (purchase, grp.with_purchase) {
                 (true, Some(t)) => t == topic,
-                _ => grp.topic == Some(topic),
+                _ => scoring(rules, g, lang).0 == Some(topic),
             }
     };
     let mut out: Vec<Evidence> = Vec::new();

@@ -163,13 +163,33 @@ pub(crate) struct BoolRule {
     pub none: Vec<u32>,
 }
 
+/// One detector's settings for one language.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetSetting {
+    pub weight: f32,
+    pub topic: Topic,
+    pub min_digits: u32,
+}
+
+/// Detector settings per language: a pack's `[detectors]` apply to comments in its language
+/// (so a link in an English complaint tweet is not judged by the Chinese pack's weight); a
+/// comment in a language with no setting uses the other language's.
 #[derive(Debug, Default)]
 pub(crate) struct Detectors {
-    pub phone: Option<(u32, u32)>,
-    pub url: Option<u32>,
-    pub mention: Option<u32>,
+    /// Indexed by [`Detector`] then [`Lang`].
+    settings: [[Option<DetSetting>; 2]; 3],
+    /// The group of each detector, when any pack switched it on.
+    pub groups: [Option<u32>; 3],
     pub url_re: Option<Regex>,
     pub mention_re: Option<Regex>,
+}
+
+impl Detectors {
+    /// The setting of detector `d` for a comment in `lang`.
+    pub fn setting(&self, d: Detector, lang: Lang) -> Option<DetSetting> {
+        let per = &self.settings[d as usize];
+        per[lang as usize].or(per[1 - lang as usize])
+    }
 }
 
 /// What a script answers: one topic, or a whole class as the fallback.
@@ -391,7 +411,8 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
     let mut scripts = HashMap::new();
     let mut examples = Vec::new();
     let mut packs = Vec::new();
-    let mut det_settings: [Option<(f32, Topic, u32)>; 3] = [None, None, None];
+    let mut det_settings: [[Option<DetSetting>; 2]; 3] = [[None; 2]; 3];
+    let mut det_owner: HashMap<(usize, usize), PathBuf> = HashMap::new();
 
     for file in files {
         let mut ctx = Ctx {
@@ -546,12 +567,21 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
                     }
                 },
             };
-            if let Some(topic) = topic {
-                let min = d.min_digits.unwrap_or(DEFAULT_MIN_DIGITS);
-                // Several packs may switch one detector on: the strongest weight wins.
-                let cur = &mut det_settings[slot];
-                if cur.is_none_or(|(w, _, _)| weight > w) {
-                    *cur = Some((weight, topic, min));
+            if let (Some(topic), Some(lang)) = (topic, lang) {
+                let min_digits = d.min_digits.unwrap_or(DEFAULT_MIN_DIGITS);
+                if let Some(first) = det_owner.get(&(slot, lang as usize)) {
+                    ctx.err(
+                        d.weight.span().start,
+                        Some(name),
+                        format!("already configured for this language in {}", first.display()),
+                    );
+                } else {
+                    det_owner.insert((slot, lang as usize), file.path.clone());
+                    det_settings[slot][lang as usize] = Some(DetSetting {
+                        weight,
+                        topic,
+                        min_digits,
+                    });
                 }
             }
         }
@@ -616,9 +646,12 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
     }
 
     // Detectors become groups with fixed ids.
-    let mut detectors = Detectors::default();
-    for (slot, settings) in det_settings.iter().enumerate() {
-        let Some((weight, topic, min)) = *settings else {
+    let mut detectors = Detectors {
+        settings: det_settings,
+        ..Detectors::default()
+    };
+    for (slot, per_lang) in det_settings.iter().enumerate() {
+        let Some(first) = per_lang.iter().flatten().next() else {
             continue;
         };
         let (name, det) = [
@@ -627,11 +660,12 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             ("detector:mention", Detector::Mention),
         ][slot];
         let g = groups.len() as u32;
+        // Weight and topic here are placeholders: the decision reads the comment's language's.
         groups.push(Group {
             id: Arc::from(name),
             kind: GroupKind::Detector(det),
-            topic: Some(topic),
-            weight,
+            topic: Some(first.topic),
+            weight: first.weight,
             negatable: false,
             implies_purchase: false,
             with_purchase: None,
@@ -640,16 +674,11 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             line: 0,
         });
         ids.insert(name.to_string(), (PathBuf::from("(built-in)"), 0));
+        detectors.groups[slot] = Some(g);
         match det {
-            Detector::Phone => detectors.phone = Some((g, min)),
-            Detector::Url => {
-                detectors.url = Some(g);
-                detectors.url_re = Some(URL_RE.clone());
-            }
-            Detector::Mention => {
-                detectors.mention = Some(g);
-                detectors.mention_re = Some(MENTION_RE.clone());
-            }
+            Detector::Phone => {}
+            Detector::Url => detectors.url_re = Some(URL_RE.clone()),
+            Detector::Mention => detectors.mention_re = Some(MENTION_RE.clone()),
         }
     }
 
