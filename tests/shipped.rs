@@ -9,7 +9,12 @@ use crate::util::{repo, run, shipped};
 fn shipped_packs_pass_rules_check() {
     let out = run(&repo(), &["rules", "check", "rules"], "");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
