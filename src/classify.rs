@@ -4,7 +4,8 @@
 //!
 //! The decision: each fired scored group adds its weight to its topic. Purchase context
 //! (买了/收到/my order) raises complaint topics and can turn a smear into an authenticity
-//! complaint; a question with no purchase context (会不会褪色?) cancels complaint topics; a
+//! complaint; a question with no purchase context (会不会褪色?) cancels complaint topics,
+//! unless it is rhetorical (为什么还不发货? / why is it still…?); a
 //! negation just before a problem word (没有裂) cancels that hit. Then the best complaint and the
 //! best attack are weighed: an angry buyer stays a complaint, but diversion, spam, threats and
 //! hate win over a complaint they are dressed in.
@@ -370,11 +371,13 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
     let groups = &rules.groups;
     let mut purchase = false;
     let mut question = scratch.norm.has_question_mark;
+    let mut rhetorical = false;
     for &g in &scratch.fired_list {
         let grp = &groups[g as usize];
         match grp.kind {
             GroupKind::Context(Role::Purchase) => purchase = true,
             GroupKind::Context(Role::Question) => question = true,
+            GroupKind::Context(Role::Rhetorical) => rhetorical = true,
             _ if grp.kind.scored() && grp.implies_purchase => purchase = true,
             _ => {}
         }
@@ -397,7 +400,7 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         let extra = EXTRA_HIT_SHARE * distinct.saturating_sub(1).min(2) as f32;
         scores[topic as usize] += weight * (1.0 + extra);
     }
-    let pre_purchase_question = question && !purchase;
+    let pre_purchase_question = question && !purchase && !rhetorical;
     let mut best_c: Option<(Topic, f32)> = None;
     let mut best_a: Option<(Topic, f32)> = None;
     for &t in Topic::ALL {

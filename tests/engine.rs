@@ -22,6 +22,11 @@ fn decision_table() {
             "我收到的怎么裂了？",
             "complaint/defect",
         ),
+        (
+            "rhetorical question is a complaint",
+            "为什么戒指会裂？",
+            "complaint/defect",
+        ),
         ("negated problem", "没有裂，很好看", "neutral"),
         ("english negation", "no cracks at all", "neutral"),
         ("english suffix term", "my ring cracked", "complaint/defect"),

@@ -134,6 +134,9 @@ pub enum Role {
     Negation,
     /// An order or tracking number reference: a digit run after it is not a contact number.
     OrderRef,
+    /// A rhetorical complaint question (为什么还不发货? / why is it still…?): a question
+    /// mark does not make it a pre-purchase question.
+    Rhetorical,
 }
 
 impl Role {
@@ -143,6 +146,7 @@ impl Role {
             "question" => Self::Question,
             "negation" => Self::Negation,
             "order_ref" => Self::OrderRef,
+            "rhetorical" => Self::Rhetorical,
             _ => return None,
         })
     }
@@ -470,7 +474,7 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
                     c.role.span().start,
                     Some(&id),
                     format!(
-                        "unknown role {:?} (expected purchase, question, negation or order_ref)",
+                        "unknown role {:?} (expected purchase, question, negation, order_ref or rhetorical)",
                         c.role.get_ref()
                     ),
                 );

@@ -88,7 +88,7 @@ pub struct RawKeywords {
 pub struct RawContext {
     /// Group id.
     pub id: Spanned<String>,
-    /// `purchase`, `question`, `negation` or `order_ref`.
+    /// `purchase`, `question`, `negation`, `order_ref` or `rhetorical`.
     pub role: Spanned<String>,
     /// Literal terms.
     pub terms: Vec<Spanned<String>>,

@@ -31,6 +31,11 @@ role = "question"
 terms = ["会不会", "吗", "does it"]
 
 [[context]]
+id = "fx-rhetorical"
+role = "rhetorical"
+terms = ["为什么", "why"]
+
+[[context]]
 id = "fx-negation"
 role = "negation"
 window = 2
