@@ -116,6 +116,8 @@ pub struct Scratch {
     fired: Vec<bool>,
     fired_list: Vec<u32>,
     scores: [f32; TOPICS],
+    /// Per topic, the weight of its strongest single group (breaks ties).
+    strongest: [f32; TOPICS],
 }
 
 const TOPICS: usize = Topic::ALL.len();
@@ -384,7 +386,9 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
     }
     let lang = lang_of(&scratch.norm);
     let scores = &mut scratch.scores;
+    let strongest = &mut scratch.strongest;
     *scores = [0.0; TOPICS];
+    *strongest = [0.0; TOPICS];
     for &g in &scratch.fired_list {
         let grp = &groups[g as usize];
         if !grp.kind.scored() {
@@ -399,6 +403,7 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         let distinct = distinct_hits(&scratch.hits, g);
         let extra = EXTRA_HIT_SHARE * distinct.saturating_sub(1).min(2) as f32;
         scores[topic as usize] += weight * (1.0 + extra);
+        strongest[topic as usize] = strongest[topic as usize].max(weight);
     }
     let pre_purchase_question = question && !purchase && !rhetorical;
     let mut best_c: Option<(Topic, f32)> = None;
@@ -420,7 +425,12 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
             }
             _ => &mut best_a,
         };
-        if slot.is_none_or(|(_, b)| s > b) {
+        // Equal scores: the topic with the strongest single rule wins (one specific rule over
+        // an accumulation of generic weak words).
+        let beats = |(b, bt): (f32, Topic)| {
+            s > b + 1e-4 || ((s - b).abs() <= 1e-4 && strongest[t as usize] > strongest[bt as usize])
+        };
+        if slot.is_none_or(|(bt, b)| beats((b, bt))) {
             *slot = Some((t, s));
         }
     }

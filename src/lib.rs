@@ -11,7 +11,17 @@
 
 pub mod classify;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 
+pub mod alerts;
+pub mod ingest;
+pub mod metrics;
 pub mod normalize;
+pub mod pipeline;
 pub mod rules;
+pub mod server;
+pub mod shutdown;
+pub mod signals;
+pub mod simulate;
 pub mod taxonomy;

@@ -5,10 +5,16 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use liveguard::cli::{self, InputFormat};
+use liveguard::config::Config;
+use liveguard::ingest::client::SourceConfig;
+use liveguard::ingest::Format;
 use liveguard::rules::{self, RuleSet};
+use liveguard::simulate::{self, SimConfig};
 
 #[derive(Parser)]
 #[command(
@@ -17,8 +23,43 @@ use liveguard::rules::{self, RuleSet};
     about = "Flags genuine complaints and malicious attacks in live-commerce comments"
 )]
 struct Args {
+    /// Log format on stderr (levels via RUST_LOG, default liveguard=info).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        global = true,
+        env = "LIVEGUARD_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Daemon flags; each overrides the config file and has a LIVEGUARD_* variable.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Configuration file.
+    #[arg(long, env = "LIVEGUARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Watch this firehose (replaces the file's sources).
+    #[arg(long, env = "LIVEGUARD_SOURCE")]
+    source: Option<String>,
+    /// Input format of --source.
+    #[arg(long, value_enum, default_value = "canonical", env = "LIVEGUARD_FORMAT")]
+    format: Format,
+    /// Rule packs directory.
+    #[arg(long, env = "LIVEGUARD_RULES")]
+    rules: Option<PathBuf>,
+    /// HTTP listen address (default 127.0.0.1:8787).
+    #[arg(long, env = "LIVEGUARD_LISTEN")]
+    listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -31,6 +72,44 @@ enum Command {
         /// Input: JSON lines with at least `text`, or plain text lines.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: InputFormat,
+    },
+    /// Run the daemon: watch firehoses, serve alerts on /ws/alerts, /api/alerts, /metrics.
+    Run(RunArgs),
+    /// Serve a simulated comment firehose over WebSocket.
+    Simulate {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Comments per second per connection.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Rooms the comments spread over.
+        #[arg(long, default_value_t = 3)]
+        rooms: u32,
+        /// Stop each stream after this many seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "canonical")]
+        format: Format,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Start the simulator and the daemon together on localhost and print the URLs.
+    Demo {
+        /// Daemon listen address.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: String,
+        /// Simulated comments per second.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        /// Simulated rooms.
+        #[arg(long, default_value_t = 3)]
+        rooms: u32,
+        /// Rule packs directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
     },
     /// Validate and debug rule packs.
     Rules {
@@ -58,7 +137,9 @@ enum RulesCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    match run(args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("liveguard: {e:#}");
@@ -72,8 +153,136 @@ fn load(dir: &Path) -> anyhow::Result<RuleSet> {
     rules::load_dir(dir).with_context(|| format!("rules in {}", dir.display()))
 }
 
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("liveguard=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+fn daemon_config(a: RunArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &a.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = a.source {
+        cfg.sources = vec![SourceConfig::new(&url, a.format)];
+    }
+    if let Some(r) = a.rules {
+        cfg.rules = r;
+    }
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if cfg.sources.is_empty() {
+        anyhow::bail!("no firehose to watch: give --source ws://HOST:PORT/PATH or [[source]] in --config");
+    }
+    Ok(cfg)
+}
+
+async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
+    let daemon = liveguard::daemon::start(cfg).await?;
+    liveguard::shutdown::os_signal().await;
+    tracing::info!("shutting down");
+    daemon.stop(Duration::from_secs(5)).await;
+    Ok(())
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
+        Command::Run(a) => {
+            let cfg = daemon_config(a)?;
+            runtime()?.block_on(run_daemon(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            port,
+            rate,
+            rooms,
+            seconds,
+            format,
+            seed,
+        } => {
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .context("bind simulator")?;
+                let addr = listener.local_addr()?;
+                println!(
+                    "simulated firehose: ws://{addr}/  ({rate} comments/s over {rooms} rooms, {})",
+                    format.as_str()
+                );
+                let (trigger, shutdown) = liveguard::shutdown::channel();
+                let cfg = SimConfig {
+                    rate,
+                    rooms,
+                    seconds,
+                    format,
+                    seed,
+                };
+                let server = tokio::spawn(simulate::serve(listener, cfg, shutdown));
+                liveguard::shutdown::os_signal().await;
+                trigger.fire();
+                let _ = server.await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            listen,
+            rate,
+            rooms,
+            rules,
+        } => {
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .context("bind simulator")?;
+                let sim = listener.local_addr()?;
+                let (trigger, shutdown) = liveguard::shutdown::channel();
+                let sim_cfg = SimConfig {
+                    rate,
+                    rooms,
+                    seconds: None,
+                    format: Format::Canonical,
+                    seed: 1,
+                };
+                let sim_task = tokio::spawn(simulate::serve(listener, sim_cfg, shutdown));
+                let cfg = Config {
+                    listen,
+                    rules,
+                    sources: vec![SourceConfig::new(&format!("ws://{sim}/"), Format::Canonical)],
+                    ..Config::default()
+                };
+                let daemon = liveguard::daemon::start(cfg).await?;
+                let a = daemon.addr;
+                println!("liveguard demo: {rate} simulated comments/s over {rooms} rooms");
+                println!("  simulated firehose  ws://{sim}/");
+                println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
+                println!("  recent alerts       http://{a}/api/alerts");
+                println!("  metrics             http://{a}/metrics");
+                println!("  health              http://{a}/healthz");
+                println!("Ctrl-C to stop.");
+                liveguard::shutdown::os_signal().await;
+                trigger.fire();
+                daemon.stop(Duration::from_secs(5)).await;
+                let _ = sim_task.await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Classify { rules, format } => {
             let set = load(&rules)?;
             let stdout = io::stdout();

@@ -5,11 +5,14 @@
 //!   `rules check` passing.
 //! - `cli`: the real `liveguard` binary: classify exit codes and malformed lines, `rules check`
 //!   on broken packs, `rules explain`.
+//! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
+//!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
 
 mod util;
 
 mod cli;
+mod daemon;
 mod engine;
 mod properties;
 mod shipped;

@@ -1,0 +1,188 @@
+//! Wiring: sources → [`Intake`] (bounded, per-room shards) → workers running the
+//! [`Pipeline`] → [`Hub`] → server. Every task gets the shutdown signal; [`Daemon::stop`]
+//! stops the sources, lets the workers drain what was already queued, then closes sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::alerts::Hub;
+use crate::classify::Scratch;
+use crate::config::Config;
+use crate::ingest::client;
+use crate::metrics::Metrics;
+use crate::pipeline::{now_ms, Intake, Pipeline};
+use crate::rules::{self, RuleErrors};
+use crate::server::{self, AppState};
+use crate::shutdown::{self, Trigger};
+use crate::signals::Signals;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The rule packs do not compile.
+    #[error(transparent)]
+    Rules(#[from] RuleErrors),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration is inconsistent.
+    #[error("bad configuration: {0}")]
+    Config(String),
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// Alerts.
+    pub hub: Arc<Hub>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The live rules (swap to reload).
+    pub rules: Arc<ArcSwap<crate::rules::RuleSet>>,
+    trigger: Trigger,
+    sources: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+    others: Vec<JoinHandle<()>>,
+}
+
+/// Starts everything; returns once the server is listening.
+pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
+    let problems = cfg.check();
+    if !problems.is_empty() {
+        return Err(StartError::Config(problems.join("; ")));
+    }
+    crate::normalize::warm_up();
+    let set = rules::load_dir(&cfg.rules)?;
+    tracing::info!(packs = set.packs.len(), terms = set.term_count, "rules loaded");
+    let rules = Arc::new(ArcSwap::from_pointee(set));
+    let listener = TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cfg.listen.clone(),
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let hub = Arc::new(Hub::new(cfg.ring_capacity, cfg.fanout_capacity));
+    let pipeline = Arc::new(Pipeline::new(
+        rules.clone(),
+        Signals::new(cfg.signals.clone()),
+        hub.clone(),
+        metrics.clone(),
+        cfg.dedupe_window_ms,
+    ));
+    let (trigger, shutdown) = shutdown::channel();
+    let (intake, receivers) = Intake::new(cfg.workers, cfg.queue_capacity, rules.clone(), metrics.clone());
+    let intake = Arc::new(intake);
+
+    let workers = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut rx)| {
+            let pipeline = pipeline.clone();
+            tokio::spawn(async move {
+                let mut scratch = Scratch::new();
+                let mut batch = Vec::with_capacity(256);
+                // Ends when every sender is gone: after shutdown, once the queue is drained.
+                while rx.recv_many(&mut batch, 256).await > 0 {
+                    let now = now_ms();
+                    for item in batch.drain(..) {
+                        pipeline.handle(&mut scratch, item, now);
+                    }
+                }
+                tracing::debug!(worker = i, "worker drained");
+            })
+        })
+        .collect();
+
+    let sources = cfg
+        .sources
+        .iter()
+        .map(|s| {
+            tokio::spawn(client::run(
+                s.clone(),
+                intake.clone(),
+                metrics.clone(),
+                trigger.subscribe(),
+            ))
+        })
+        .collect();
+
+    let sweeper = {
+        let (pipeline, intake, metrics) = (pipeline, intake.clone(), metrics.clone());
+        let mut shutdown = trigger.subscribe();
+        let every = Duration::from_millis(cfg.sweep_interval_ms.max(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tick.tick() => {
+                        pipeline.sweep(now_ms());
+                        metrics.queue_depth.set(intake.depth() as i64);
+                    }
+                }
+            }
+        })
+    };
+    drop(intake);
+
+    let state = AppState {
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let app = server::router(state);
+    let mut server_shutdown = shutdown;
+    let server = tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.wait().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Daemon {
+        addr,
+        hub,
+        metrics,
+        rules,
+        trigger,
+        sources,
+        workers,
+        others: vec![sweeper, server],
+    })
+}
+
+impl Daemon {
+    /// Graceful stop: sources stop reading, queued comments are classified, sockets close.
+    /// Waits at most `grace` for each step.
+    pub async fn stop(self, grace: Duration) {
+        self.trigger.fire();
+        for h in self.sources {
+            let _ = tokio::time::timeout(grace, h).await;
+        }
+        for h in self.workers {
+            let _ = tokio::time::timeout(grace, h).await;
+        }
+        for h in self.others {
+            let _ = tokio::time::timeout(grace, h).await;
+        }
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,323 @@
+//! Every metric liveguard exports, registered in one place and rendered as Prometheus text at
+//! `GET /metrics`. Hot-path counters are created once (per room, per topic) and cloned, so
+//! counting a comment never allocates label strings.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::taxonomy::Topic;
+
+/// Per-room labels get this many rooms at most; the rest count under `room="other"`, so a
+/// relay carrying endless rooms cannot blow up the metrics' cardinality.
+pub const MAX_ROOM_LABELS: usize = 2_000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoomFormat {
+    room: String,
+    format: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassTopic {
+    class: String,
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceReason {
+    source: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: String,
+}
+
+/// The registry and every metric handle.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    comments: Family<RoomFormat, Counter>,
+    room_labels: Mutex<usize>,
+    topic_counters: Vec<Counter>,
+    neutral_counter: Counter,
+    parse_errors: Family<SourceReason, Counter>,
+    reconnects: Family<SourceLabel, Counter>,
+    connected: Family<SourceLabel, Gauge>,
+    alerts: Family<Kind, Counter>,
+    ignored: Family<Kind, Counter>,
+    /// Comments dropped as duplicate `msg_id`s.
+    pub duplicates: Counter,
+    /// Neutral comments shed because the pipeline queue was full.
+    pub shed_neutral: Counter,
+    /// Comments from before the connection (platform backlog), classified but not announced live.
+    pub backlog: Counter,
+    /// Comments from moderators, exempt from alerts.
+    pub exempt: Counter,
+    /// Alerts retracted by platform deletions.
+    pub retracted: Counter,
+    /// Depth of the ingest → classify queue.
+    pub queue_depth: Gauge,
+    /// Alert subscribers connected.
+    pub subscribers: Gauge,
+    /// Alerts a slow subscriber missed (told to resync).
+    pub subscriber_missed: Counter,
+    /// Subscribers disconnected for not reading.
+    pub subscriber_dropped: Counter,
+    /// Rooms currently silent longer than expected.
+    pub rooms_silent: Gauge,
+    /// Rooms and users tracked by the signals state.
+    pub tracked_rooms: Gauge,
+    /// Users tracked by the signals state.
+    pub tracked_users: Gauge,
+    /// New users not tracked because the signals state was at its cap.
+    pub untracked_users: Counter,
+    /// Time to classify one comment (normalize + match + decide + signals), seconds.
+    pub classify_seconds: Histogram,
+    /// Time from a frame's arrival to its alert's publication, seconds.
+    pub alert_latency_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("liveguard");
+        let comments = Family::<RoomFormat, Counter>::default();
+        registry.register(
+            "comments",
+            "Comments received, per room and input format",
+            comments.clone(),
+        );
+        let verdicts = Family::<ClassTopic, Counter>::default();
+        registry.register("verdicts", "Verdicts per class and topic", verdicts.clone());
+        let parse_errors = Family::<SourceReason, Counter>::default();
+        registry.register(
+            "parse_errors",
+            "Frames that did not parse, per source and reason",
+            parse_errors.clone(),
+        );
+        let reconnects = Family::<SourceLabel, Counter>::default();
+        registry.register("reconnects", "Upstream reconnects per source", reconnects.clone());
+        let connected = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "source_connected",
+            "1 while a source is connected",
+            connected.clone(),
+        );
+        let alerts = Family::<Kind, Counter>::default();
+        registry.register("alerts", "Alerts published, per kind", alerts.clone());
+        let ignored = Family::<Kind, Counter>::default();
+        registry.register(
+            "events_ignored",
+            "Upstream events of kinds liveguard does not use",
+            ignored.clone(),
+        );
+        let mk = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let duplicates = mk(
+            &mut registry,
+            "duplicates",
+            "Comments dropped as duplicate msg_id",
+        );
+        let shed_neutral = mk(
+            &mut registry,
+            "shed_neutral",
+            "Neutral comments shed under overload",
+        );
+        let backlog = mk(
+            &mut registry,
+            "backlog",
+            "Comments older than their connection (backlog)",
+        );
+        let exempt = mk(
+            &mut registry,
+            "exempt",
+            "Comments from moderators, exempt from alerts",
+        );
+        let retracted = mk(
+            &mut registry,
+            "retracted",
+            "Alerts retracted by platform deletions",
+        );
+        let subscriber_missed = mk(
+            &mut registry,
+            "subscriber_missed",
+            "Alerts slow subscribers missed",
+        );
+        let subscriber_dropped = mk(
+            &mut registry,
+            "subscriber_dropped",
+            "Subscribers dropped for not reading",
+        );
+        let untracked_users = mk(
+            &mut registry,
+            "untracked_users",
+            "Users not tracked: signals state at cap",
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let queue_depth = gauge(
+            &mut registry,
+            "queue_depth",
+            "Comments waiting between ingest and classify",
+        );
+        let subscribers = gauge(&mut registry, "subscribers", "Alert subscribers connected");
+        let rooms_silent = gauge(&mut registry, "rooms_silent", "Rooms silent longer than expected");
+        let tracked_rooms = gauge(&mut registry, "tracked_rooms", "Rooms in the signals state");
+        let tracked_users = gauge(&mut registry, "tracked_users", "Users in the signals state");
+        // 1 µs .. ~0.5 s
+        let classify_seconds = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
+        registry.register(
+            "classify_seconds",
+            "Time to classify one comment",
+            classify_seconds.clone(),
+        );
+        // 10 µs .. ~5 s
+        let alert_latency_seconds = Histogram::new(exponential_buckets(1e-5, 2.0, 20));
+        registry.register(
+            "alert_latency_seconds",
+            "Frame arrival to alert publication",
+            alert_latency_seconds.clone(),
+        );
+        let topic_counters = Topic::ALL
+            .iter()
+            .map(|t| {
+                verdicts
+                    .get_or_create(&ClassTopic {
+                        class: t.class().as_str().into(),
+                        topic: t.as_str().into(),
+                    })
+                    .clone()
+            })
+            .collect();
+        let neutral_counter = verdicts
+            .get_or_create(&ClassTopic {
+                class: "neutral".into(),
+                topic: "none".into(),
+            })
+            .clone();
+        Self {
+            registry,
+            comments,
+            room_labels: Mutex::new(0),
+            topic_counters,
+            neutral_counter,
+            parse_errors,
+            reconnects,
+            connected,
+            alerts,
+            ignored,
+            duplicates,
+            shed_neutral,
+            backlog,
+            exempt,
+            retracted,
+            queue_depth,
+            subscribers,
+            subscriber_missed,
+            subscriber_dropped,
+            rooms_silent,
+            tracked_rooms,
+            tracked_users,
+            untracked_users,
+            classify_seconds,
+            alert_latency_seconds,
+        }
+    }
+
+    /// The comments counter for a room and format; call once per room and keep it.
+    pub fn room_counter(&self, room: &str, format: &str) -> Counter {
+        let mut n = self.room_labels.lock().unwrap_or_else(|p| p.into_inner());
+        let room = if *n < MAX_ROOM_LABELS {
+            *n += 1;
+            room
+        } else {
+            "other"
+        };
+        self.comments
+            .get_or_create(&RoomFormat {
+                room: room.into(),
+                format: format.into(),
+            })
+            .clone()
+    }
+
+    /// Counts one verdict.
+    pub fn verdict(&self, topic: Option<Topic>) {
+        match topic {
+            Some(t) => self.topic_counters.get(t as usize).map(Counter::inc),
+            None => Some(self.neutral_counter.inc()),
+        };
+    }
+
+    /// Counts a frame that did not parse.
+    pub fn parse_error(&self, source: &str, reason: &str) {
+        self.parse_errors
+            .get_or_create(&SourceReason {
+                source: source.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an upstream reconnect.
+    pub fn reconnect(&self, source: &str) {
+        self.reconnects
+            .get_or_create(&SourceLabel {
+                source: source.into(),
+            })
+            .inc();
+    }
+
+    /// Sets whether a source is connected.
+    pub fn set_connected(&self, source: &str, up: bool) {
+        self.connected
+            .get_or_create(&SourceLabel {
+                source: source.into(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Counts a published alert of `kind`.
+    pub fn alert(&self, kind: &str) {
+        self.alerts.get_or_create(&Kind { kind: kind.into() }).inc();
+    }
+
+    /// Counts an ignored upstream event.
+    pub fn ignored(&self, kind: &str) {
+        self.ignored.get_or_create(&Kind { kind: kind.into() }).inc();
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,514 @@
+//! The per-comment path, stages 4–6 joined: de-duplicate by `msg_id`, classify, consult room
+//! and user history, and route the result into the alert hub (a new alert, a repeat counted
+//! on an open one, a brigade grown). Synchronous: worker tasks call it, and so can tests.
+//! [`Intake`] is the bounded door into the workers, where overload sheds neutrals first.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use crate::alerts::{Alert, AlertKind, Hub};
+use crate::classify::{classify, Evidence, Input, Scratch, Verdict};
+use crate::ingest::{Comment, Event, Format, User};
+use crate::metrics::Metrics;
+use crate::rules::RuleSet;
+use crate::signals::{Route, Signals};
+use crate::taxonomy::{Action, Class, Lang, Topic};
+
+/// A comment whose platform time is this much older than its connection is backlog.
+pub const BACKLOG_GRACE_MS: u64 = 2_000;
+/// A known buyer's complaint ranks this much higher.
+pub const BUYER_BOOST: f32 = 0.1;
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An event as it left a source.
+#[derive(Debug)]
+pub struct Ingested {
+    /// The event.
+    pub event: Event,
+    /// Source name (for logs).
+    pub source: Arc<str>,
+    /// Input format (a metric label).
+    pub format: Format,
+    /// When the frame arrived.
+    pub received_at: Instant,
+    /// When the frame arrived, ms since the epoch.
+    pub received_ms: u64,
+    /// When the source's current connection opened, ms since the epoch (for backlog).
+    pub connected_ms: u64,
+}
+
+/// Recently seen message ids, bounded: relays resend after reconnects.
+#[derive(Debug)]
+struct Dedupe {
+    seen: DashMap<u64, u64>,
+    window_ms: u64,
+    cap: usize,
+}
+
+impl Dedupe {
+    /// Whether `key` was seen within the window; records it either way.
+    fn seen(&self, key: u64, now_ms: u64) -> bool {
+        match self.seen.insert(key, now_ms) {
+            Some(t) => now_ms.saturating_sub(t) <= self.window_ms,
+            None => false,
+        }
+    }
+
+    fn sweep(&self, now_ms: u64) {
+        let mut keep = self.window_ms;
+        self.seen.retain(|_, t| now_ms.saturating_sub(*t) <= keep);
+        // Over the cap even after expiry: keep only the newer half of the window.
+        while self.seen.len() > self.cap && keep > 1 {
+            keep /= 2;
+            self.seen.retain(|_, t| now_ms.saturating_sub(*t) <= keep);
+        }
+    }
+}
+
+/// Everything the per-comment path needs, shared by the workers.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The live rules; a reload swaps them, comments in flight finish on the old set.
+    pub rules: Arc<ArcSwap<RuleSet>>,
+    /// Room and user history.
+    pub signals: Signals,
+    /// Where alerts go.
+    pub hub: Arc<Hub>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    dedupe: Dedupe,
+}
+
+impl Pipeline {
+    /// A pipeline over `rules`, remembering message ids for `dedupe_window_ms`.
+    pub fn new(
+        rules: Arc<ArcSwap<RuleSet>>,
+        signals: Signals,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        dedupe_window_ms: u64,
+    ) -> Self {
+        Self {
+            rules,
+            signals,
+            hub,
+            metrics,
+            dedupe: Dedupe {
+                seen: DashMap::new(),
+                window_ms: dedupe_window_ms,
+                cap: 1_000_000,
+            },
+        }
+    }
+
+    /// Handles one ingested event.
+    pub fn handle(&self, scratch: &mut Scratch, item: Ingested, now_ms: u64) {
+        match item.event {
+            Event::Comment(c) => self.comment(
+                scratch,
+                &c,
+                &item.received_at,
+                item.received_ms,
+                item.connected_ms,
+                item.format,
+                now_ms,
+            ),
+            Event::Delete {
+                room,
+                msg_ids,
+                user_ids,
+            } => {
+                let n = self.hub.retract(room.as_deref(), &msg_ids, &user_ids, now_ms);
+                self.metrics.retracted.inc_by(n as u64);
+            }
+            Event::Ignored(kind) => self.metrics.ignored(&kind),
+        }
+    }
+
+    /// Periodic upkeep: forget old message ids and idle state, raise silence alerts.
+    pub fn sweep(&self, now_ms: u64) {
+        self.dedupe.sweep(now_ms);
+        let (newly_silent, silent, rooms, users) = self.signals.sweep(now_ms);
+        self.metrics.rooms_silent.set(silent as i64);
+        self.metrics.tracked_rooms.set(rooms as i64);
+        self.metrics.tracked_users.set(users as i64);
+        let after_s = self.signals.config().silence_after_ms / 1000;
+        for room in newly_silent {
+            tracing::warn!(room = %room, after_s, "room firehose silent");
+            let text = format!("no comments from room {room} for {after_s} s: the watcher may be blind");
+            self.metrics.alert(AlertKind::Ops.as_str());
+            self.hub.publish(ops_alert(room, text, now_ms));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site; the fields come from one Ingested
+    fn comment(
+        &self,
+        scratch: &mut Scratch,
+        c: &Comment,
+        received_at: &Instant,
+        received_ms: u64,
+        connected_ms: u64,
+        format: Format,
+        now_ms: u64,
+    ) {
+        let mut h = DefaultHasher::new();
+        (&c.platform, &c.room, &c.msg_id).hash(&mut h);
+        if !c.msg_id.is_empty() && self.dedupe.seen(h.finish(), now_ms) {
+            self.metrics.duplicates.inc();
+            return;
+        }
+        let rules = self.rules.load();
+        let started = Instant::now();
+        let name = c.user.display().to_string();
+        let input = Input {
+            text: &c.text,
+            user: Some(&name),
+            product: c.product.as_deref(),
+        };
+        let mut verdict = classify(&rules, scratch, input);
+        let (observed, _) =
+            self.signals
+                .observe(&c.room, &c.user.id, &c.text, &scratch.norm.text, now_ms, || {
+                    self.metrics.room_counter(&c.room, format.as_str())
+                });
+        if let Some(counter) = &observed.counter {
+            counter.inc();
+        }
+        if c.signals.is_moderator == Some(true) {
+            self.metrics.exempt.inc();
+            self.metrics.verdict(verdict.topic);
+            return;
+        }
+        let mut kind = AlertKind::Comment;
+        let mut text = None;
+        if verdict.class == Class::Neutral {
+            if let Some(prev) = &observed.split_prev {
+                let joined = format!("{prev}{}", c.text);
+                let v = classify(
+                    &rules,
+                    scratch,
+                    Input {
+                        text: &joined,
+                        ..input
+                    },
+                );
+                if v.class != Class::Neutral {
+                    verdict = v;
+                    kind = AlertKind::Split;
+                    text = Some(joined);
+                }
+            }
+        }
+        self.metrics.verdict(verdict.topic);
+        self.metrics
+            .classify_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let backlog = c.ts_ms != 0 && c.ts_ms.saturating_add(BACKLOG_GRACE_MS) < connected_ms;
+        if backlog {
+            self.metrics.backlog.inc();
+        }
+        let base = AlertBase {
+            c,
+            received_ms,
+            backlog,
+            now_ms,
+            received_at,
+        };
+        if verdict.class != Class::Neutral {
+            let attack_text = (verdict.class == Class::Attack).then(|| scratch.norm.text.clone());
+            let alert = base.alert(kind, text.unwrap_or_else(|| c.text.clone()), verdict);
+            self.route(alert, attack_text.as_deref(), &base);
+        } else if observed.repetition {
+            let v = self.signal_verdict(
+                &rules,
+                c,
+                Topic::Spam,
+                "signal:repetition",
+                Action::PrivateResolution,
+            );
+            self.route(base.alert(AlertKind::Repetition, c.text.clone(), v), None, &base);
+        }
+        if observed.flood {
+            let v = self.signal_verdict(&rules, c, Topic::Spam, "signal:flood", Action::MuteReview);
+            self.route(base.alert(AlertKind::Flood, c.text.clone(), v), None, &base);
+        }
+    }
+
+    /// A verdict made by a signal rather than by rules (repetition, flood).
+    fn signal_verdict(
+        &self,
+        rules: &RuleSet,
+        c: &Comment,
+        topic: Topic,
+        rule: &str,
+        action: Action,
+    ) -> Verdict {
+        let lang = if c.text.chars().any(crate::normalize::is_han) {
+            Lang::Zh
+        } else {
+            Lang::En
+        };
+        let input = Input {
+            text: &c.text,
+            user: Some(c.user.display()),
+            product: c.product.as_deref(),
+        };
+        Verdict {
+            class: Class::Attack,
+            topic: Some(topic),
+            score: 0.6,
+            evidence: vec![Evidence {
+                rule: Arc::from(rule),
+                start: 0,
+                end: c.text.len(),
+                text: c.text.clone(),
+            }],
+            action,
+            script: rules
+                .script(lang, Some(topic), Class::Attack, action)
+                .map(|s| crate::classify::fill_script(s, input, lang)),
+            lang,
+            purchase: false,
+        }
+    }
+
+    /// New alert, repeat on an open one, or a cluster/brigade update.
+    fn route(&self, alert: Alert, attack_text: Option<&str>, base: &AlertBase<'_>) {
+        let Some(topic) = alert.topic else { return };
+        let (room, user) = (alert.room.clone(), alert.user.id.clone());
+        let now = base.now_ms;
+        let msg_id = base.c.msg_id.clone();
+        let routed = match self.signals.route(&room, &user, topic, attack_text, now) {
+            Route::New => false,
+            Route::Repeat(seq) => {
+                let done = self.hub.update(seq, now, |a| {
+                    a.count += 1;
+                    a.msg_ids.push(msg_id.clone());
+                });
+                if done {
+                    self.signals.touched(&room, &user, seq, now);
+                }
+                done
+            }
+            Route::Cluster { seq, brigade, .. } => self.hub.update(seq, now, |a| {
+                a.count += 1;
+                a.msg_ids.push(msg_id.clone());
+                if !a.users.contains(&user) {
+                    a.users.push(user.clone());
+                }
+                if brigade && a.kind != AlertKind::Brigade {
+                    a.kind = AlertKind::Brigade;
+                    a.action = Action::MuteReview;
+                    tracing::info!(room = %a.room, users = a.users.len(), "brigade");
+                }
+            }),
+        };
+        if !routed {
+            let kind = alert.kind;
+            let seq = self.hub.publish(alert);
+            self.signals.published(&room, &user, topic, attack_text, seq, now);
+            self.metrics.alert(kind.as_str());
+            self.metrics
+                .alert_latency_seconds
+                .observe(base.received_at.elapsed().as_secs_f64());
+        }
+    }
+}
+
+struct AlertBase<'a> {
+    c: &'a Comment,
+    received_ms: u64,
+    backlog: bool,
+    now_ms: u64,
+    received_at: &'a Instant,
+}
+
+impl AlertBase<'_> {
+    fn alert(&self, kind: AlertKind, text: String, mut v: Verdict) -> Alert {
+        let c = self.c;
+        let buyer = c.signals.buyer();
+        if buyer && v.class == Class::Complaint {
+            v.score = (v.score + BUYER_BOOST).min(1.0);
+            if v.score >= crate::classify::INVITE_THRESHOLD {
+                v.action = Action::InviteCostream;
+            }
+        }
+        Alert {
+            seq: 0,
+            kind,
+            room: c.room.clone(),
+            user: c.user.clone(),
+            users: vec![c.user.id.clone()],
+            msg_ids: vec![c.msg_id.clone()],
+            text,
+            class: v.class,
+            topic: v.topic,
+            score: (v.score * 1000.0).round() / 1000.0,
+            evidence: v.evidence,
+            action: v.action,
+            script: v.script,
+            lang: v.lang,
+            product: c.product.clone(),
+            count: 1,
+            buyer,
+            backlog: self.backlog,
+            retracted: false,
+            ts_ms: c.ts_ms,
+            received_ms: self.received_ms,
+            classified_ms: self.now_ms,
+            updated_ms: self.now_ms,
+        }
+    }
+}
+
+fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
+    Alert {
+        seq: 0,
+        kind: AlertKind::Ops,
+        room,
+        user: User {
+            id: "liveguard".into(),
+            handle: None,
+            name: Some("liveguard".into()),
+        },
+        users: Vec::new(),
+        msg_ids: Vec::new(),
+        text,
+        class: Class::Neutral,
+        topic: None,
+        score: 1.0,
+        evidence: Vec::new(),
+        action: Action::None,
+        script: None,
+        lang: Lang::En,
+        product: None,
+        count: 1,
+        buyer: false,
+        backlog: false,
+        retracted: false,
+        ts_ms: now_ms,
+        received_ms: now_ms,
+        classified_ms: now_ms,
+        updated_ms: now_ms,
+    }
+}
+
+/// The bounded door into the workers: one queue per worker, a room always to the same worker
+/// (so a room's comments keep their order). When a queue is full, a comment is classified on
+/// the spot: a neutral one is shed (counted), a complaint or attack waits for room.
+#[derive(Debug)]
+pub struct Intake {
+    shards: Vec<mpsc::Sender<Ingested>>,
+    capacity: usize,
+    rules: Arc<ArcSwap<RuleSet>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Intake {
+    /// `workers` queues of `capacity` each; returns the intake and the receivers.
+    pub fn new(
+        workers: usize,
+        capacity: usize,
+        rules: Arc<ArcSwap<RuleSet>>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, Vec<mpsc::Receiver<Ingested>>) {
+        let (shards, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1))
+            .map(|_| mpsc::channel(capacity.max(1)))
+            .unzip();
+        (
+            Self {
+                shards,
+                capacity: capacity.max(1),
+                rules,
+                metrics,
+            },
+            receivers,
+        )
+    }
+
+    fn shard(&self, room: &str) -> usize {
+        let mut h = DefaultHasher::new();
+        room.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// Comments waiting in all queues.
+    pub fn depth(&self) -> usize {
+        self.shards.iter().map(|s| self.capacity - s.capacity()).sum()
+    }
+
+    /// Queues an event; sheds a neutral comment when its queue is full. A deletion with no
+    /// room goes to every worker. Returns false when the workers are gone (shutting down).
+    pub async fn push(&self, item: Ingested, scratch: &mut Scratch) -> bool {
+        let room = match &item.event {
+            Event::Comment(c) => Some(c.room.clone()),
+            Event::Delete { room, .. } => room.clone(),
+            Event::Ignored(_) => None,
+        };
+        let Some(room) = room else {
+            if let Event::Delete {
+                room,
+                msg_ids,
+                user_ids,
+            } = &item.event
+            {
+                for tx in &self.shards {
+                    let copy = Ingested {
+                        event: Event::Delete {
+                            room: room.clone(),
+                            msg_ids: msg_ids.clone(),
+                            user_ids: user_ids.clone(),
+                        },
+                        source: item.source.clone(),
+                        format: item.format,
+                        received_at: item.received_at,
+                        received_ms: item.received_ms,
+                        connected_ms: item.connected_ms,
+                    };
+                    if tx.send(copy).await.is_err() {
+                        return false;
+                    }
+                }
+            } else if let Event::Ignored(kind) = &item.event {
+                self.metrics.ignored(kind);
+            }
+            return true;
+        };
+        let tx = &self.shards[self.shard(&room)];
+        match tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                if let Event::Comment(c) = &item.event {
+                    let rules = self.rules.load();
+                    let v = classify(
+                        &rules,
+                        scratch,
+                        Input {
+                            text: &c.text,
+                            ..Input::default()
+                        },
+                    );
+                    if v.class == Class::Neutral {
+                        self.metrics.shed_neutral.inc();
+                        return true;
+                    }
+                }
+                tx.send(item).await.is_ok()
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
+//! WebSocket of alert messages; `since` replays what the subscriber missed from the ring),
+//! `GET /api/alerts` (recent alerts as JSON), `GET /healthz` and `GET /metrics` (Prometheus).
+//!
+//! A slow subscriber never slows ingest: it reads from a bounded broadcast; when it falls
+//! behind it is told how many alerts it missed (and from which `seq` to resync), and a
+//! subscriber that stops reading altogether is disconnected after a send timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::alerts::{alert_json, Alert, Hub};
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// A subscriber whose socket does not take a message within this time is disconnected.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Alerts.
+    pub hub: Arc<Hub>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Stops subscriber sockets on shutdown.
+    pub shutdown: Shutdown,
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ws/alerts", get(ws_alerts))
+        .route("/api/alerts", get(api_alerts))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Query of the alert endpoints.
+#[derive(Debug, Deserialize)]
+pub struct AlertQuery {
+    /// Only this room.
+    pub room: Option<String>,
+    /// Replay alerts with a sequence number above this one.
+    pub since: Option<u64>,
+    /// At most this many (`/api/alerts`, default 100).
+    pub limit: Option<usize>,
+}
+
+async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "last_seq": st.hub.last_seq() }))
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn api_alerts(State(st): State<AppState>, Query(q): Query<AlertQuery>) -> Json<Vec<Arc<Alert>>> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let alerts = match q.since {
+        Some(since) => st
+            .hub
+            .since(since, q.room.as_deref())
+            .into_iter()
+            .take(limit)
+            .collect(),
+        None => st.hub.recent(limit, q.room.as_deref()),
+    };
+    Json(alerts)
+}
+
+async fn ws_alerts(
+    ws: WebSocketUpgrade,
+    State(st): State<AppState>,
+    Query(q): Query<AlertQuery>,
+) -> Response {
+    ws.on_upgrade(move |socket| subscriber(socket, st, q))
+}
+
+/// Sends one text message; false when the socket failed or did not take it in time.
+async fn send(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
+    let (mut tx, mut rx_socket) = socket.split();
+    st.metrics.subscribers.inc();
+    // Subscribe before reading the ring, so nothing published in between is missed; the
+    // sequence check below drops what the replay already sent.
+    let mut live = st.hub.subscribe();
+    let room = q.room.as_deref();
+    let mut last = st.hub.last_seq();
+    let mut shutdown = st.shutdown.clone();
+    let hello = serde_json::json!({ "type": "hello", "last_seq": last, "room": room }).to_string();
+    let mut ok = send(&mut tx, hello).await;
+    if let (true, Some(since)) = (ok, q.since) {
+        last = since;
+        for a in st.hub.since(since, room) {
+            last = last.max(a.seq);
+            if !send(&mut tx, alert_json(&a)).await {
+                ok = false;
+                break;
+            }
+        }
+    }
+    if !ok {
+        st.metrics.subscribers.dec();
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => {
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
+            incoming = rx_socket.next() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+            msg = live.recv() => match msg {
+                Ok(m) => {
+                    if room.is_some_and(|r| r != &*m.room) || (!m.update && m.seq <= last) {
+                        continue;
+                    }
+                    if !m.update {
+                        last = m.seq;
+                    }
+                    if !send(&mut tx, m.json.to_string()).await {
+                        st.metrics.subscriber_dropped.inc();
+                        tracing::info!("alert subscriber not reading; disconnected");
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    st.metrics.subscriber_missed.inc_by(n);
+                    let note = serde_json::json!({ "type": "lagged", "missed": n, "resync_since": last }).to_string();
+                    if !send(&mut tx, note).await {
+                        st.metrics.subscriber_dropped.inc();
+                        break;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    st.metrics.subscribers.dec();
+}

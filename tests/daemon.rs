@@ -1,0 +1,373 @@
+//! The daemon over real sockets on 127.0.0.1: a fake firehose upstream, a real subscriber
+//! downstream. Every wait is bounded; nothing sleeps to let something happen.
+
+use std::time::Duration;
+
+use liveguard::ingest::Format;
+use liveguard::signals::SignalConfig;
+
+use crate::util::live::{canonical, daemon, get, metric, test_signals, wait_metric, Firehose, Subscriber};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complaints_and_attacks_reach_the_subscriber_neutrals_do_not() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    fh.send(canonical("r1", "m1", "amy", "主播晚上好"));
+    fh.send(canonical("r1", "m2", "bob", "上次买的手链戴了两天就断了"));
+    fh.send(canonical("r1", "m3", "cat", "wow so pretty"));
+    fh.send(canonical("r1", "m4", "dan", "加我vx便宜一半"));
+    fh.send(canonical(
+        "r2",
+        "m5",
+        "eve",
+        "the ring I got last week is cracked",
+    ));
+    let a = sub.next_alert().await;
+    assert_eq!(
+        (a["user"]["id"].as_str(), a["class"].as_str(), a["topic"].as_str()),
+        (Some("bob"), Some("complaint"), Some("defect"))
+    );
+    assert_eq!(a["action"], "invite_costream");
+    assert!(a["script"].as_str().is_some_and(|s| s.contains("bob")), "{a}");
+    let b = sub.next_alert().await;
+    assert_eq!(
+        (b["user"]["id"].as_str(), b["class"].as_str(), b["topic"].as_str()),
+        (Some("dan"), Some("attack"), Some("diversion"))
+    );
+    let c = sub.next_alert().await;
+    assert_eq!(
+        (c["room"].as_str(), c["topic"].as_str()),
+        (Some("r2"), Some("defect"))
+    );
+    assert!(c["seq"].as_u64() > b["seq"].as_u64() && b["seq"].as_u64() > a["seq"].as_u64());
+    assert_eq!(
+        sub.try_next(Duration::from_millis(300)).await,
+        None,
+        "neutral comments raise nothing"
+    );
+    wait_metric(d.addr, "liveguard_comments_total{room=\"r1\"", 4.0).await;
+    assert_eq!(
+        metric(d.addr, "liveguard_verdicts_total{class=\"neutral\"").await,
+        2.0
+    );
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiktok_relay_shapes_are_ingested() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Tiktok, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    // Legacy flat shape: no room, so the source's room.
+    fh.send(r#"{"comment":"你们就是骗子","userId":"6501","uniqueId":"troll","nickname":"T","msgId":"71","createTime":"0"}"#);
+    // Nested shape in a bundle, from a moderator: exempt.
+    fh.send(r#"{"timestamp":1,"messages":[{"type":"chat","data":{"common":{"msgId":"72","roomId":"live-9"},"user":{"userId":"6502","uniqueId":"mod"},"comment":"你们就是骗子","userIdentity":{"isModeratorOfAnchor":true}}}]}"#);
+    fh.send(r#"{"common":{"msgId":"73","roomId":"live-9"},"user":{"userId":"6503","uniqueId":"buyer","nickname":"Bea"},"comment":"收到的项链颜色和直播完全不一样"}"#);
+    let a = sub.next_alert().await;
+    assert_eq!(
+        (
+            a["room"].as_str(),
+            a["topic"].as_str(),
+            a["user"]["handle"].as_str()
+        ),
+        (Some("flat-room"), Some("smear"), Some("troll"))
+    );
+    let b = sub.next_alert().await;
+    assert_eq!(
+        (
+            b["room"].as_str(),
+            b["topic"].as_str(),
+            b["user"]["name"].as_str()
+        ),
+        (Some("live-9"), Some("not_as_shown"), Some("Bea"))
+    );
+    assert_eq!(
+        metric(d.addr, "liveguard_exempt_total").await,
+        1.0,
+        "the moderator is exempt"
+    );
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brigade_becomes_one_alert_with_the_users_listed() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    for (i, u) in ["b1", "b2", "b3", "b4", "b5"].iter().enumerate() {
+        // Near-identical: punctuation and handle digits differ.
+        fh.send(canonical(
+            "r1",
+            &format!("bm{i}"),
+            u,
+            &format!("骗子直播间{i}！！大家快跑"),
+        ));
+    }
+    fh.send(canonical("r1", "after", "zed", "垃圾主播滚"));
+    let first = sub.next_msg().await;
+    assert_eq!(first["type"], "alert");
+    let seq = first["seq"].clone();
+    let mut last_update = first.clone();
+    loop {
+        let m = sub.next_msg().await;
+        if m["type"] == "update" {
+            assert_eq!(m["seq"], seq, "updates go to the same alert");
+            last_update = m;
+        } else {
+            assert_eq!(
+                m["user"]["id"], "zed",
+                "the only other alert is the unrelated one"
+            );
+            break;
+        }
+    }
+    assert_eq!(last_update["kind"], "brigade");
+    assert_eq!(last_update["count"], 5);
+    assert_eq!(
+        last_update["users"],
+        serde_json::json!(["b1", "b2", "b3", "b4", "b5"])
+    );
+    let alerts: serde_json::Value =
+        serde_json::from_str(&get(d.addr, "/api/alerts?room=r1").await).expect("json");
+    assert_eq!(alerts.as_array().map(Vec::len), Some(2), "{alerts}");
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_restart_reconnects_without_duplicate_alerts() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    fh.send(canonical("r1", "k1", "amy", "上次买的宝石有裂"));
+    assert_eq!(sub.next_alert().await["msg_ids"][0], "k1");
+    let addr = fh.kill();
+    let mut fh = Firehose::start(&addr.to_string()).await;
+    fh.connected().await;
+    // The relay resends its backlog after the reconnect: the same msg_id must not alert again.
+    fh.send(canonical("r1", "k1", "amy", "上次买的宝石有裂"));
+    fh.send(canonical("r1", "k2", "bob", "你们就是骗子"));
+    let next = sub.next_alert().await;
+    assert_eq!(next["msg_ids"][0], "k2", "{next}");
+    assert!(metric(d.addr, "liveguard_reconnects_total").await >= 1.0);
+    assert_eq!(metric(d.addr, "liveguard_duplicates_total").await, 1.0);
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_are_counted_and_the_daemon_keeps_going() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    fh.send("this is not json {");
+    fh.send(r#"{"type":"someone.elses.v3","x":1}"#);
+    fh.send(format!(
+        r#"{{"type":"liveguard.comment.v1","text":"{}"}}"#,
+        "x".repeat(100_000)
+    ));
+    fh.send(r#"{"type":"liveguard.comment.v1","room":{"id":"r"}}"#);
+    fh.send_binary(vec![0, 159, 146, 150]);
+    fh.send(canonical("r1", "ok", "amy", "你们就是骗子"));
+    assert_eq!(
+        sub.next_alert().await["msg_ids"][0],
+        "ok",
+        "the connection stayed up"
+    );
+    wait_metric(d.addr, "liveguard_parse_errors_total", 5.0).await;
+    for reason in ["not_json", "unknown_shape", "oversized", "binary"] {
+        let v = metric(
+            d.addr,
+            &format!(
+                "liveguard_parse_errors_total{{source=\"{}\",reason=\"{reason}\"}}",
+                fh.url()
+            ),
+        )
+        .await;
+        assert!(v >= 1.0, "{reason}: {v}");
+    }
+    assert_eq!(metric(d.addr, "liveguard_reconnects_total").await, 0.0);
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_replays_exactly_the_missed_alerts() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut first = Subscriber::connect(d.addr, "").await;
+    let texts = [
+        "上次买的宝石有裂",
+        "你们就是骗子",
+        "my order still hasn't arrived after 2 weeks",
+        "加我vx便宜一半",
+    ];
+    for (i, t) in texts.iter().enumerate() {
+        fh.send(canonical(
+            if i % 2 == 0 { "r1" } else { "r2" },
+            &format!("s{i}"),
+            &format!("u{i}"),
+            t,
+        ));
+    }
+    let seqs: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(first.next_alert().await["seq"].as_u64().expect("seq"));
+        }
+        v
+    };
+    // A console that saw only the first alert comes back with since = that seq.
+    let mut late = Subscriber::connect(d.addr, &format!("since={}", seqs[0])).await;
+    let replayed: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(late.next_alert().await["seq"].as_u64().expect("seq"));
+        }
+        v
+    };
+    assert_eq!(replayed, seqs[1..]);
+    assert_eq!(
+        late.try_next(Duration::from_millis(200)).await,
+        None,
+        "nothing twice"
+    );
+    let mut room = Subscriber::connect(d.addr, "since=0&room=r2").await;
+    assert_eq!(room.next_alert().await["seq"].as_u64(), Some(seqs[1]));
+    assert_eq!(room.next_alert().await["seq"].as_u64(), Some(seqs[3]));
+    // Live alerts continue after the replay without a gap.
+    fh.send(canonical("r2", "s9", "u9", "垃圾主播滚"));
+    assert_eq!(room.next_alert().await["msg_ids"][0], "s9");
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_does_not_stall_ingest() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    // A raw client that upgrades and then never reads a byte.
+    let stuck = {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(d.addr).await.expect("connect");
+        let req = "GET /ws/alerts HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        s.write_all(req.as_bytes()).await.expect("upgrade");
+        s
+    };
+    let mut live = Subscriber::connect(d.addr, "").await;
+    // Long attack texts, so the stuck socket's buffers fill quickly.
+    let n: u32 = 3000;
+    for i in 0..n {
+        // Distinct texts (a letter code per comment), so no two cluster into one alert.
+        let code: String = [i % 26, i / 26 % 26, i / 676]
+            .iter()
+            .map(|&d| char::from(b'a' + d as u8))
+            .collect();
+        let text = format!("加我vx便宜一半 {code} {}", "很".repeat(600));
+        fh.send(canonical(
+            &format!("room{}", i % 50),
+            &format!("f{i}"),
+            &format!("user{i}"),
+            &text,
+        ));
+    }
+    // The reading subscriber sees them all: ingest was not held up by the stuck one.
+    wait_metric(d.addr, "liveguard_alerts_total", f64::from(n) * 0.9).await;
+    let mut got = 0;
+    while got < 100 {
+        let m = live.next_msg().await;
+        if m["type"] == "alert" || m["type"] == "update" {
+            got += 1;
+        }
+    }
+    let depth = metric(d.addr, "liveguard_queue_depth").await;
+    assert!(depth < 100.0, "queue drained: {depth}");
+    // The stuck one was told it lagged or cut off: its backlog is bounded, not buffered forever.
+    let deadline = tokio::time::Instant::now() + crate::util::live::WAIT;
+    loop {
+        let missed = metric(d.addr, "liveguard_subscriber_missed_total").await;
+        let dropped = metric(d.addr, "liveguard_subscriber_dropped_total").await;
+        if missed > 0.0 || dropped > 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck subscriber was neither lagged nor dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stuck);
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_retract_and_backlog_is_flagged() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    let old = serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":"r1"},"msg_id":"old1",
+        "ts_ms": liveguard::pipeline::now_ms() - 3_600_000, "user":{"id":"u0"},"text":"你们就是骗子"});
+    fh.send(old.to_string());
+    let a = sub.next_alert().await;
+    assert_eq!(
+        a["backlog"], true,
+        "a comment from before the connection is backlog"
+    );
+    fh.send(canonical("r1", "d1", "u1", "加我vx便宜一半"));
+    let b = sub.next_alert().await;
+    assert_eq!(b["backlog"], false);
+    fh.send(r#"{"type":"liveguard.delete.v1","room":{"id":"r1"},"msg_ids":["d1"]}"#);
+    let u = sub.next_msg().await;
+    assert_eq!(
+        (u["type"].as_str(), u["seq"].clone(), u["retracted"].as_bool()),
+        (Some("update"), b["seq"].clone(), Some(true))
+    );
+    d.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_words_repeats_and_silence() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let signals = SignalConfig {
+        silence_after_ms: 300,
+        ..SignalConfig::default()
+    };
+    let d = daemon(&fh.url(), Format::Canonical, signals).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    fh.send(canonical("r1", "p1", "sly", "骗"));
+    fh.send(canonical("r1", "p2", "sly", "子"));
+    let a = sub.next_alert().await;
+    assert_eq!(
+        (a["kind"].as_str(), a["text"].as_str(), a["topic"].as_str()),
+        (Some("split"), Some("骗子"), Some("smear"))
+    );
+    for i in 0..3 {
+        fh.send(canonical("r1", &format!("rep{i}"), "spammy", "主播看我这里"));
+    }
+    let r = sub.next_alert().await;
+    assert_eq!(
+        (r["kind"].as_str(), r["topic"].as_str()),
+        (Some("repetition"), Some("spam"))
+    );
+    // Same user and topic again: the open alert's count goes up, no new alert.
+    fh.send(canonical("r1", "p3", "sly", "你们是骗子"));
+    let u = sub.next_msg().await;
+    assert_eq!(
+        (u["type"].as_str(), u["seq"].clone(), u["count"].as_u64()),
+        (Some("update"), a["seq"].clone(), Some(2))
+    );
+    // Then the room goes quiet: an ops alert says the watcher may be blind.
+    let ops = sub.next_alert().await;
+    assert_eq!(
+        (ops["kind"].as_str(), ops["room"].as_str()),
+        (Some("ops"), Some("r1"))
+    );
+    d.stop(Duration::from_secs(5)).await;
+}

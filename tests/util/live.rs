@@ -1,0 +1,245 @@
+//! Live helpers: a fake firehose (a real WebSocket server on 127.0.0.1 sending what the test
+//! pushes, killable and restartable on the same port), the daemon on an ephemeral port, and a
+//! real alert subscriber.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use liveguard::config::Config;
+use liveguard::daemon::Daemon;
+use liveguard::ingest::client::SourceConfig;
+use liveguard::ingest::Format;
+use liveguard::signals::SignalConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Every wait in these tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A WebSocket server that forwards pushed frames to every connected client.
+pub struct Firehose {
+    pub addr: SocketAddr,
+    tx: broadcast::Sender<Message>,
+    task: JoinHandle<()>,
+    /// Connections accepted so far.
+    pub connects: mpsc::UnboundedReceiver<()>,
+}
+
+impl Firehose {
+    /// Listens on `addr` (port 0: any free port).
+    pub async fn start(addr: &str) -> Firehose {
+        // A killed firehose releases its port asynchronously: retry for a while.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("bind firehose {addr}: {e}"),
+            }
+        };
+        let addr = listener.local_addr().expect("addr");
+        let (tx, _) = broadcast::channel::<Message>(100_000);
+        let (conn_tx, connects) = mpsc::unbounded_channel();
+        let tx2 = tx.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let mut rx = tx2.subscribe();
+                let conn_tx = conn_tx.clone();
+                conns.push(tokio::spawn(async move {
+                    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    let _ = conn_tx.send(());
+                    let (mut sink, mut stream) = ws.split();
+                    loop {
+                        tokio::select! {
+                            m = rx.recv() => match m {
+                                Ok(m) => if sink.send(m).await.is_err() { return },
+                                Err(_) => return,
+                            },
+                            m = stream.next() => if m.is_none() { return },
+                        }
+                    }
+                }));
+            }
+        });
+        Firehose {
+            addr,
+            tx,
+            task,
+            connects,
+        }
+    }
+
+    /// `ws://` URL of this firehose.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// Sends a text frame to every connected client.
+    pub fn send(&self, text: impl Into<String>) {
+        let _ = self.tx.send(Message::Text(text.into().into()));
+    }
+
+    /// Sends a binary frame.
+    pub fn send_binary(&self, data: Vec<u8>) {
+        let _ = self.tx.send(Message::Binary(data.into()));
+    }
+
+    /// Waits until a client has connected (again).
+    pub async fn connected(&mut self) {
+        tokio::time::timeout(WAIT, self.connects.recv())
+            .await
+            .expect("a client connects")
+            .expect("open");
+    }
+
+    /// Kills the server and every connection.
+    pub fn kill(self) -> SocketAddr {
+        self.task.abort();
+        self.addr
+    }
+}
+
+/// A canonical comment frame.
+pub fn canonical(room: &str, msg_id: &str, user: &str, text: &str) -> String {
+    serde_json::json!({
+        "type": "liveguard.comment.v1", "platform": "test", "room": {"id": room}, "msg_id": msg_id,
+        "ts_ms": liveguard::pipeline::now_ms(), "user": {"id": user, "name": user}, "text": text,
+    })
+    .to_string()
+}
+
+/// Signal settings that make tests quick and deterministic.
+pub fn test_signals() -> SignalConfig {
+    SignalConfig {
+        silence_after_ms: 3_600_000,
+        ..SignalConfig::default()
+    }
+}
+
+/// Starts the daemon on 127.0.0.1:0 with the shipped rules, watching `url`.
+pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon {
+    let mut source = SourceConfig::new(url, format);
+    source.backoff_base_ms = 20;
+    source.backoff_max_ms = 200;
+    source.room = Some("flat-room".into());
+    let cfg = Config {
+        listen: "127.0.0.1:0".into(),
+        rules: crate::util::repo().join("rules"),
+        sources: vec![source],
+        signals,
+        sweep_interval_ms: 50,
+        ..Config::default()
+    };
+    liveguard::daemon::start(cfg).await.expect("daemon starts")
+}
+
+/// A real client of `/ws/alerts`.
+pub struct Subscriber {
+    stream: futures_util::stream::SplitStream<
+        tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    >,
+    /// Keeps the socket open.
+    _sink: futures_util::stream::SplitSink<
+        tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+        Message,
+    >,
+}
+
+impl Subscriber {
+    /// Connects with `query` (e.g. `since=0&room=r1`); returns after the hello message.
+    pub async fn connect(addr: SocketAddr, query: &str) -> Subscriber {
+        let url = format!("ws://{addr}/ws/alerts?{query}");
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (sink, stream) = ws.split();
+        let mut s = Subscriber { stream, _sink: sink };
+        let hello = s.next_msg().await;
+        assert_eq!(hello["type"], "hello");
+        s
+    }
+
+    /// The next message of any type.
+    pub async fn next_msg(&mut self) -> serde_json::Value {
+        loop {
+            let m = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a message in time")
+                .expect("socket open")
+                .expect("no socket error");
+            if let Message::Text(t) = m {
+                return serde_json::from_str(t.as_str()).expect("JSON message");
+            }
+        }
+    }
+
+    /// The next message, or None if none arrives within `d`.
+    pub async fn try_next(&mut self, d: Duration) -> Option<serde_json::Value> {
+        match tokio::time::timeout(d, self.next_msg()).await {
+            Ok(v) => Some(v),
+            Err(_) => None,
+        }
+    }
+
+    /// The next `alert` message (skipping updates).
+    pub async fn next_alert(&mut self) -> serde_json::Value {
+        loop {
+            let m = self.next_msg().await;
+            if m["type"] == "alert" {
+                return m;
+            }
+        }
+    }
+}
+
+/// GETs `path` from the daemon.
+pub async fn get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of a metric line (`name{labels}`) in `/metrics`, summed over matching lines.
+pub async fn metric(addr: SocketAddr, prefix: &str) -> f64 {
+    get(addr, "/metrics")
+        .await
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `metric` until it reaches `want`.
+pub async fn wait_metric(addr: SocketAddr, prefix: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = metric(addr, prefix).await;
+        if v >= want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{prefix} stayed at {v}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
