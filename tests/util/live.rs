@@ -185,10 +185,7 @@ impl Subscriber {
 
     /// The next message, or None if none arrives within `d`.
     pub async fn try_next(&mut self, d: Duration) -> Option<serde_json::Value> {
-        match tokio::time::timeout(d, self.next_msg()).await {
-            Ok(v) => Some(v),
-            Err(_) => None,
-        }
+        tokio::time::timeout(d, self.next_msg()).await.ok()
     }
 
     /// The next `alert` message (skipping updates).
