@@ -115,6 +115,9 @@ pub struct Scratch {
     pub hits: Vec<Hit>,
     fired: Vec<bool>,
     fired_list: Vec<u32>,
+    /// Regexes whose prefix gate fired on this comment.
+    gated: Vec<bool>,
+    gated_list: Vec<u32>,
     scores: [f32; TOPICS],
     /// Per topic, the weight of its strongest single group (breaks ties).
     strongest: [f32; TOPICS],
@@ -159,6 +162,10 @@ pub fn match_normalized(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
     if scratch.fired.len() != rules.groups.len() {
         scratch.fired = vec![false; rules.groups.len()];
     }
+    if scratch.gated.len() != rules.regexes.len() {
+        scratch.gated = vec![false; rules.regexes.len()];
+    }
+    scratch.gated_list.clear();
     let norm = &scratch.norm;
     let nt = norm.text.as_bytes();
     let hits = &mut scratch.hits;
@@ -166,6 +173,12 @@ pub fn match_normalized(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
     if let Some(ac) = &rules.ac {
         for m in ac.find_overlapping_iter(&norm.text) {
             let meta = rules.patterns[m.pattern().as_usize()];
+            for &r in &rules.pat_gate[meta.gates.0 as usize..meta.gates.1 as usize] {
+                if !scratch.gated[r as usize] {
+                    scratch.gated[r as usize] = true;
+                    scratch.gated_list.push(r);
+                }
+            }
             let (s, e) = (m.start(), m.end());
             if meta.word_start && s > 0 && nt[s - 1].is_ascii_alphanumeric() {
                 continue;
@@ -186,23 +199,20 @@ pub fn match_normalized(rules: &RuleSet, scratch: &mut Scratch, text: &str) {
             }
         }
     }
-    if let Some(set) = &rules.regex_set {
-        // `is_match` first: it allocates nothing, and most comments match no regex.
-        if set.is_match(&norm.text) {
-            for i in set.matches(&norm.text).iter() {
-                let (re, g) = &rules.regexes[i];
-                for m in re.find_iter(&norm.text) {
-                    let (os, oe) = norm.original_span(m.start(), m.end());
-                    hits.push(Hit {
-                        group: *g,
-                        nstart: m.start() as u32,
-                        nend: m.end() as u32,
-                        start: os as u32,
-                        end: oe as u32,
-                        state: HitState::Active,
-                    });
-                }
-            }
+    // Regexes whose prefix occurred, then the few with no prefix set.
+    for &r in scratch.gated_list.iter().chain(&rules.ungated) {
+        scratch.gated[r as usize] = false;
+        let (re, g) = &rules.regexes[r as usize];
+        for m in re.find_iter(&norm.text) {
+            let (os, oe) = norm.original_span(m.start(), m.end());
+            hits.push(Hit {
+                group: *g,
+                nstart: m.start() as u32,
+                nend: m.end() as u32,
+                start: os as u32,
+                end: oe as u32,
+                state: HitState::Active,
+            });
         }
     }
     detect(rules, norm, text, hits);

@@ -80,6 +80,10 @@ struct Unit {
 pub struct Normalizer {
     units: Vec<Unit>,
     out: Vec<Unit>,
+    /// The current comment has a digit or a Chinese numeral (else the numeral layer is skipped).
+    numerals: bool,
+    /// The current comment has a leetspeak candidate (else the leet layer is skipped).
+    leet: bool,
 }
 
 impl Normalizer {
@@ -93,6 +97,8 @@ impl Normalizer {
         into.clear();
         self.units.clear();
         self.out.clear();
+        self.numerals = false;
+        self.leet = false;
         for (pos, c) in text.char_indices() {
             let start = pos as u32;
             let end = (pos + c.len_utf8()) as u32;
@@ -101,8 +107,12 @@ impl Normalizer {
             }
             self.push_source(c, start, end);
         }
-        convert_numeral_runs(&mut self.units);
-        apply_leetspeak(&mut self.units);
+        if self.numerals {
+            convert_numeral_runs(&mut self.units);
+        }
+        if self.leet {
+            apply_leetspeak(&mut self.units);
+        }
         self.join_words();
         squeeze_repeats(&mut self.out);
         for u in &self.out {
@@ -129,7 +139,22 @@ impl Normalizer {
     /// Layer 1, per source char: decompose, lower-case, simplify, cure confusables.
     fn push_source(&mut self, c: char, start: u32, end: u32) {
         if c.is_ascii() {
-            self.push_unit(c.to_ascii_lowercase(), start, end);
+            // Fast path: no table, no decomposition.
+            let ch = c.to_ascii_lowercase();
+            let kind = match ch {
+                'a'..='z' => Kind::Latin,
+                '0'..='9' => Kind::Digit,
+                _ => Kind::Sep,
+            };
+            self.numerals |= kind == Kind::Digit;
+            self.leet |= kind != Kind::Latin && leet_letter(ch).is_some();
+            self.units.push(Unit {
+                ch,
+                kind,
+                start,
+                end,
+                space: ch.is_ascii_whitespace(),
+            });
             return;
         }
         if is_ignorable(c) {
@@ -137,7 +162,14 @@ impl Normalizer {
         }
         let c = to_simplified(c);
         if is_han(c) {
-            self.push_unit(c, start, end);
+            self.numerals |= chinese_digit(c).is_some();
+            self.units.push(Unit {
+                ch: c,
+                kind: Kind::Han,
+                start,
+                end,
+                space: false,
+            });
             return;
         }
         unicode_normalization::char::decompose_compatible(c, |d| {
@@ -181,6 +213,8 @@ impl Normalizer {
 
     fn push_unit(&mut self, ch: char, start: u32, end: u32) {
         let kind = kind_of(ch);
+        self.numerals |= kind == Kind::Digit || chinese_digit(ch).is_some();
+        self.leet |= kind != Kind::Latin && leet_letter(ch).is_some();
         self.units.push(Unit {
             ch,
             kind,
