@@ -277,7 +277,7 @@ async fn a_subscriber_that_never_reads_does_not_stall_ingest() {
         ));
     }
     // The reading subscriber sees them all: ingest was not held up by the stuck one.
-    wait_metric(d.addr, "liveguard_alerts_total", f64::from(n) * 0.9).await;
+    wait_metric(d.addr, "liveguard_alerts_total", f64::from(n)).await;
     let mut got = 0;
     while got < 100 {
         let m = live.next_msg().await;
@@ -285,8 +285,6 @@ async fn a_subscriber_that_never_reads_does_not_stall_ingest() {
             got += 1;
         }
     }
-    let depth = metric(d.addr, "liveguard_queue_depth").await;
-    assert!(depth < 100.0, "queue drained: {depth}");
     // The stuck one was told it lagged or cut off: its backlog is bounded, not buffered forever.
     let deadline = tokio::time::Instant::now() + crate::util::live::WAIT;
     loop {
@@ -370,4 +368,101 @@ async fn split_words_repeats_and_silence() {
         (Some("ops"), Some("r1"))
     );
     d.stop(Duration::from_secs(5)).await;
+}
+
+/// Reads the daemon's stderr until `addr=…` of the "listening" line shows up.
+fn listening_addr(stderr: &mut impl std::io::BufRead) -> std::net::SocketAddr {
+    let mut line = String::new();
+    for _ in 0..200 {
+        line.clear();
+        if stderr.read_line(&mut line).expect("read stderr") == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
+            let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+            return addr.parse().expect("an address");
+        }
+    }
+    panic!("the daemon never said where it listens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_real_binary_gracefully() {
+    use std::io::BufReader;
+    use std::process::{Command, Stdio};
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
+        .args(["run", "--source", &fh.url(), "--listen", "127.0.0.1:0", "--rules"])
+        .arg(crate::util::repo().join("rules"))
+        .env("RUST_LOG", "liveguard=info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start liveguard run");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let addr = tokio::task::spawn_blocking(move || (listening_addr(&mut stderr), stderr))
+        .await
+        .expect("join");
+    let (addr, mut stderr) = addr;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    fh.send(canonical("r1", "t1", "amy", "你们就是骗子"));
+    assert_eq!(sub.next_alert().await["msg_ids"][0], "t1");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("join");
+    assert!(exit.success(), "exit status {exit}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    assert!(
+        rest.contains("shutting down") && rest.contains("stopped"),
+        "{rest}"
+    );
+    // The alert socket was closed by the daemon, not left hanging.
+    sub.wait_closed().await;
+}
+
+#[test]
+fn bad_config_and_missing_source_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("liveguard.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n\n[[source]]\nurl = \"ws://127.0.0.1:1/\"\nformat = \"telepathy\"\n",
+    )
+    .expect("write");
+    let out = crate::util::run(dir.path(), &["run", "--config", "liveguard.toml"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("liveguard.toml:5:") && err.contains("telepathy"),
+        "{err}"
+    );
+    let out = crate::util::run(dir.path(), &["run"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no firehose to watch"));
+    let out = crate::util::run(
+        dir.path(),
+        &["run", "--source", "ws://127.0.0.1:1/", "--rules", "missing"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read rules directory"));
 }

@@ -183,6 +183,19 @@ impl Subscriber {
         }
     }
 
+    /// Waits until the daemon closes the socket (a close frame or the end of the stream).
+    pub async fn wait_closed(&mut self) {
+        let closed = tokio::time::timeout(WAIT, async {
+            while let Some(m) = self.stream.next().await {
+                if matches!(m, Ok(Message::Close(_)) | Err(_)) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the socket stayed open");
+    }
+
     /// The next message, or None if none arrives within `d`.
     pub async fn try_next(&mut self, d: Duration) -> Option<serde_json::Value> {
         tokio::time::timeout(d, self.next_msg()).await.ok()
