@@ -94,10 +94,14 @@ struct Outcome {
     hub_lat: Vec<u64>,
     /// CPU used over the run (% of one core): daemon runtime, sender, subscriber.
     cpu_daemon: f64,
+    /// Seconds spent generating the frames before the run (not timed).
+    gen_secs: f64,
     /// The same per daemon thread, busiest first.
     cpu_daemon_threads: Vec<f64>,
     cpu_sender: f64,
     cpu_subscriber: f64,
+    /// CPU used by other processes on the machine meanwhile (% of one core).
+    cpu_others: f64,
 }
 
 impl Outcome {
@@ -246,6 +250,7 @@ fn main() {
         },
         started.elapsed().as_secs_f64()
     );
+    println!("CPU %: of one core, over the run; other = the rest of the machine (other processes) meanwhile");
     println!(
         "sustainable = achieved send rate and received/sent >= {:.1}%, nothing shed, no lag, alert p99 < {} ms",
         DELIVERY_TARGET * 100.0,
@@ -264,14 +269,14 @@ fn pct(sorted: &[u64], q: f64) -> f64 {
 
 fn print_header() {
     println!(
-        "| target/s | achieved/s | sent | received | shed | alerts | p50 ms | p99 ms | p99.9 ms | max ms | hub p50/p99 ms | CPU % daemon/send/sub | ok |"
+        "| target/s | achieved/s | sent | received | shed | alerts | p50 ms | p99 ms | p99.9 ms | max ms | hub p50/p99 ms | CPU % daemon/send/sub/other | ok |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
 }
 
 fn print_row(o: &Outcome) {
     println!(
-        "| {} | {:.0} | {} | {:.0} ({:.2}%) | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}/{:.2} | {:.0}/{:.0}/{:.0} | {} |",
+        "| {} | {:.0} | {} | {:.0} ({:.2}%) | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}/{:.2} | {:.0}/{:.0}/{:.0}/{:.0} | {} |",
         o.plan.rate,
         o.send.achieved,
         o.send.sent,
@@ -288,6 +293,7 @@ fn print_row(o: &Outcome) {
         o.cpu_daemon,
         o.cpu_sender,
         o.cpu_subscriber,
+        o.cpu_others,
         if o.sustainable() { "yes" } else { "no" },
     );
     let behind = o.send.sent as f64 - o.at_end.comments - o.at_end.shed;
@@ -314,7 +320,11 @@ fn print_row(o: &Outcome) {
         o.send.measured, o.updates
     ));
     let threads: Vec<String> = o.cpu_daemon_threads.iter().map(|p| format!("{p:.0}")).collect();
-    notes.push(format!("daemon threads CPU % {}", threads.join("/")));
+    notes.push(format!(
+        "daemon threads CPU % {}; frames generated beforehand in {:.1} s",
+        threads.join("/"),
+        o.gen_secs
+    ));
     eprintln!("    {} k/s: {}", o.plan.rate / 1000, notes.join("; "));
 }
 
@@ -323,9 +333,11 @@ async fn run_once(plan: Plan) -> Outcome {
     let warm_n = (f64::from(plan.rate) * plan.warmup.as_secs_f64()) as usize;
     let total = warm_n + (f64::from(plan.rate) * plan.measure.as_secs_f64()) as usize;
     // Frames are generated before the clock starts so the sender only writes.
+    let gen_started = Instant::now();
     let frames = tokio::task::spawn_blocking(move || generate(plan.seed, total))
         .await
         .expect("generator");
+    let gen_secs = gen_started.elapsed().as_secs_f64();
     // stamps[seq]: when the frame with generator sequence `seq` was written (ns after base, +1).
     let stamps: Arc<Vec<AtomicU64>> = Arc::new((0..=total).map(|_| AtomicU64::new(0)).collect());
     let base = Instant::now();
@@ -398,6 +410,7 @@ async fn run_once(plan: Plan) -> Outcome {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let cpu0 = thread_cpu();
+    let (sys0, proc0) = (system_busy(), process_cpu());
     let t0 = Instant::now();
     let _ = go_tx.send(());
     let send = stats_rx.await.expect("sender finished");
@@ -411,6 +424,7 @@ async fn run_once(plan: Plan) -> Outcome {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cpu1 = thread_cpu();
+    let (sys1, proc1) = (system_busy(), process_cpu());
     let wall = t0.elapsed().as_secs_f64();
     last = counters(addr).await;
     let _ = stop_tx.send(());
@@ -461,10 +475,15 @@ async fn run_once(plan: Plan) -> Outcome {
         hub_lagged: seen.hub_lagged,
         lat,
         hub_lat,
+        gen_secs,
         cpu_daemon: cpu("daemon-rt"),
         cpu_daemon_threads: per_thread("daemon-rt"),
         cpu_sender: cpu("firehose"),
         cpu_subscriber: cpu("subscriber"),
+        cpu_others: (sys1.saturating_sub(sys0) as f64 - proc1.saturating_sub(proc0) as f64).max(0.0)
+            / clock_ticks()
+            / wall
+            * 100.0,
     }
 }
 
@@ -717,6 +736,32 @@ fn thread_cpu() -> Vec<(String, u64, u64)> {
 }
 
 /// Clock ticks per second for /proc times (USER_HZ; 100 on Linux).
+/// Busy clock ticks of the whole machine (all but idle and iowait), from /proc/stat.
+fn system_busy() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return 0;
+    };
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    f.iter().take(8).sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0)
+}
+
+/// utime + stime of this process (all its threads, live or gone), clock ticks.
+fn process_cpu() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some(after) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return 0;
+    };
+    let f: Vec<&str> = after.split(' ').collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
 fn clock_ticks() -> f64 {
     100.0
 }
