@@ -83,6 +83,8 @@ pub struct Alert {
     pub count: u32,
     /// The writer is a known buyer (ranks higher).
     pub buyer: bool,
+    /// The writer's account is less than 7 days old (an attack ranks higher).
+    pub new_account: bool,
     /// From the platform's backlog on connect: not live.
     pub backlog: bool,
     /// Retracted by a platform deletion.
@@ -299,6 +301,7 @@ mod tests {
             product: None,
             count: 1,
             buyer: false,
+            new_account: false,
             backlog: false,
             retracted: false,
             ts_ms: 0,

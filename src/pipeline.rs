@@ -24,6 +24,12 @@ use crate::taxonomy::{Action, Class, Lang, Topic};
 pub const BACKLOG_GRACE_MS: u64 = 2_000;
 /// A known buyer's complaint ranks this much higher.
 pub const BUYER_BOOST: f32 = 0.1;
+/// A complaint from a follower, subscriber or fan-club member ranks this much higher.
+pub const FAN_BOOST: f32 = 0.05;
+/// An attack from an account younger than [`NEW_ACCOUNT_MS`] ranks this much higher.
+pub const NEW_ACCOUNT_BOOST: f32 = 0.1;
+/// Accounts younger than this (7 days) are new: throwaway accounts carry most trolling.
+pub const NEW_ACCOUNT_MS: u64 = 7 * 24 * 3_600_000;
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> u64 {
@@ -339,12 +345,24 @@ struct AlertBase<'a> {
 impl AlertBase<'_> {
     fn alert(&self, kind: AlertKind, text: String, mut v: Verdict) -> Alert {
         let c = self.c;
-        let buyer = c.signals.buyer();
-        if buyer && v.class == Class::Complaint {
-            v.score = (v.score + BUYER_BOOST).min(1.0);
-            if v.score >= crate::classify::INVITE_THRESHOLD {
-                v.action = Action::InviteCostream;
+        let sig = &c.signals;
+        let buyer = sig.buyer();
+        let fan = sig.is_follower == Some(true)
+            || sig.is_subscriber == Some(true)
+            || sig.fans_club_level.is_some_and(|l| l > 0);
+        let new_account = sig
+            .account_created_ms
+            .is_some_and(|t| self.now_ms.saturating_sub(t) < NEW_ACCOUNT_MS);
+        let boost = match v.class {
+            Class::Complaint => {
+                f32::from(u8::from(buyer)) * BUYER_BOOST + f32::from(u8::from(fan && !buyer)) * FAN_BOOST
             }
+            Class::Attack => f32::from(u8::from(new_account)) * NEW_ACCOUNT_BOOST,
+            Class::Neutral => 0.0,
+        };
+        v.score = (v.score + boost).min(1.0);
+        if v.class == Class::Complaint && v.score >= crate::classify::INVITE_THRESHOLD {
+            v.action = Action::InviteCostream;
         }
         Alert {
             seq: 0,
@@ -364,6 +382,7 @@ impl AlertBase<'_> {
             product: c.product.clone(),
             count: 1,
             buyer,
+            new_account,
             backlog: self.backlog,
             retracted: false,
             ts_ms: c.ts_ms,
@@ -397,6 +416,7 @@ fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
         product: None,
         count: 1,
         buyer: false,
+        new_account: false,
         backlog: false,
         retracted: false,
         ts_ms: now_ms,

@@ -475,3 +475,56 @@ fn bad_config_and_missing_source_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read rules directory"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_signals_reach_the_decision() {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    let now = liveguard::pipeline::now_ms();
+    let event = |id: &str, user: &str, text: &str, signals: serde_json::Value| {
+        // Each user in a room of their own, so identical texts do not cluster.
+        serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":user},"msg_id":id,
+            "ts_ms":now,"user":{"id":user},"text":text,"signals":signals})
+        .to_string()
+    };
+    let text = "戴了一周就掉色了";
+    fh.send(event("s1", "plain", text, serde_json::json!({})));
+    fh.send(event("s2", "buyer", text, serde_json::json!({"order_id":"o-9"})));
+    fh.send(event(
+        "s3",
+        "old",
+        "你们就是骗子",
+        serde_json::json!({"account_created_ms": now - 400 * 86_400_000u64}),
+    ));
+    fh.send(event(
+        "s4",
+        "fresh",
+        "你们就是骗子",
+        serde_json::json!({"account_created_ms": now - 3_600_000}),
+    ));
+    let mut by_user = std::collections::HashMap::new();
+    while by_user.len() < 4 {
+        let m = sub.next_alert().await;
+        by_user.insert(m["user"]["id"].as_str().expect("user").to_string(), m);
+    }
+    let score = |u: &str| by_user[u]["score"].as_f64().expect("score");
+    assert!(
+        (score("buyer") - score("plain") - 0.1).abs() < 1e-3,
+        "a buyer ranks 0.1 higher"
+    );
+    assert_eq!(by_user["buyer"]["buyer"], true);
+    assert_eq!(
+        (
+            by_user["old"]["new_account"].as_bool(),
+            by_user["fresh"]["new_account"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert!(
+        (score("fresh") - score("old") - 0.1).abs() < 1e-3,
+        "a new account's attack ranks 0.1 higher"
+    );
+    d.stop(Duration::from_secs(5)).await;
+}
