@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::classify::Evidence;
+use crate::classify::Verdict;
 use crate::ingest::User;
-use crate::taxonomy::{Action, Class, Lang, Topic};
 
 /// What produced an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,20 +62,10 @@ pub struct Alert {
     pub msg_ids: Vec<String>,
     /// The comment text (for split messages: the joined texts).
     pub text: String,
-    /// complaint, attack (neutral for ops alerts).
-    pub class: Class,
-    /// Topic.
-    pub topic: Option<Topic>,
-    /// Confidence 0..=1.
-    pub score: f32,
-    /// Rule ids and spans in `text`.
-    pub evidence: Vec<Evidence>,
-    /// Suggested action.
-    pub action: Action,
-    /// Script for the action, filled in.
-    pub script: Option<String>,
-    /// Language of the comment.
-    pub lang: Lang,
+    /// class, topic, score, evidence (spans in `text`), action, script, lang: serialized
+    /// inline, as fields of the alert.
+    #[serde(flatten)]
+    pub verdict: Verdict,
     /// Product, when the event named one.
     pub product: Option<String>,
     /// How many comments this alert stands for.
@@ -97,6 +86,39 @@ pub struct Alert {
     pub classified_ms: u64,
     /// Last change, ms since the epoch.
     pub updated_ms: u64,
+}
+
+impl Alert {
+    /// A new alert (sequence number 0 until the hub publishes it) for one comment by `user`.
+    pub fn new(
+        kind: AlertKind,
+        room: String,
+        user: User,
+        text: String,
+        verdict: Verdict,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            seq: 0,
+            kind,
+            room,
+            users: vec![user.id.clone()],
+            user,
+            msg_ids: Vec::new(),
+            text,
+            verdict,
+            product: None,
+            count: 1,
+            buyer: false,
+            new_account: false,
+            backlog: false,
+            retracted: false,
+            ts_ms: now_ms,
+            received_ms: now_ms,
+            classified_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
 }
 
 /// One message on the alert socket, serialized once.
@@ -278,19 +300,10 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::taxonomy::{Action, Class, Lang, Topic};
 
     fn alert(room: &str, msg: &str) -> Alert {
-        Alert {
-            seq: 0,
-            kind: AlertKind::Comment,
-            room: room.into(),
-            user: User {
-                id: "u1".into(),
-                ..User::default()
-            },
-            users: vec!["u1".into()],
-            msg_ids: vec![msg.into()],
-            text: "t".into(),
+        let verdict = Verdict {
             class: Class::Attack,
             topic: Some(Topic::Smear),
             score: 0.6,
@@ -298,17 +311,15 @@ mod tests {
             action: Action::PrivateResolution,
             script: None,
             lang: Lang::Zh,
-            product: None,
-            count: 1,
-            buyer: false,
-            new_account: false,
-            backlog: false,
-            retracted: false,
-            ts_ms: 0,
-            received_ms: 0,
-            classified_ms: 0,
-            updated_ms: 0,
-        }
+            purchase: false,
+        };
+        let user = User {
+            id: "u1".into(),
+            ..User::default()
+        };
+        let mut a = Alert::new(AlertKind::Comment, room.into(), user, "t".into(), verdict, 0);
+        a.msg_ids.push(msg.into());
+        a
     }
 
     #[test]

@@ -293,7 +293,7 @@ impl Pipeline {
 
     /// New alert, repeat on an open one, or a cluster/brigade update.
     fn route(&self, alert: Alert, attack_text: Option<&str>, base: &AlertBase<'_>) {
-        let Some(topic) = alert.topic else { return };
+        let Some(topic) = alert.verdict.topic else { return };
         let (room, user) = (alert.room.clone(), alert.user.id.clone());
         let now = base.now_ms;
         let msg_id = base.c.msg_id.clone();
@@ -317,7 +317,7 @@ impl Pipeline {
                 }
                 if brigade && a.kind != AlertKind::Brigade {
                     a.kind = AlertKind::Brigade;
-                    a.action = Action::MuteReview;
+                    a.verdict.action = Action::MuteReview;
                     tracing::info!(room = %a.room, users = a.users.len(), "brigade");
                 }
             }),
@@ -364,48 +364,26 @@ impl AlertBase<'_> {
         if v.class == Class::Complaint && v.score >= crate::classify::INVITE_THRESHOLD {
             v.action = Action::InviteCostream;
         }
-        Alert {
-            seq: 0,
-            kind,
-            room: c.room.clone(),
-            user: c.user.clone(),
-            users: vec![c.user.id.clone()],
-            msg_ids: vec![c.msg_id.clone()],
-            text,
-            class: v.class,
-            topic: v.topic,
-            score: (v.score * 1000.0).round() / 1000.0,
-            evidence: v.evidence,
-            action: v.action,
-            script: v.script,
-            lang: v.lang,
-            product: c.product.clone(),
-            count: 1,
-            buyer,
-            new_account,
-            backlog: self.backlog,
-            retracted: false,
-            ts_ms: c.ts_ms,
-            received_ms: self.received_ms,
-            classified_ms: self.now_ms,
-            updated_ms: self.now_ms,
-        }
+        v.score = (v.score * 1000.0).round() / 1000.0;
+        let mut a = Alert::new(kind, c.room.clone(), c.user.clone(), text, v, self.now_ms);
+        a.msg_ids.push(c.msg_id.clone());
+        a.product = c.product.clone();
+        a.buyer = buyer;
+        a.new_account = new_account;
+        a.backlog = self.backlog;
+        a.ts_ms = c.ts_ms;
+        a.received_ms = self.received_ms;
+        a
     }
 }
 
 fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
-    Alert {
-        seq: 0,
-        kind: AlertKind::Ops,
-        room,
-        user: User {
-            id: "liveguard".into(),
-            handle: None,
-            name: Some("liveguard".into()),
-        },
-        users: Vec::new(),
-        msg_ids: Vec::new(),
-        text,
+    let user = User {
+        id: "liveguard".into(),
+        handle: None,
+        name: Some("liveguard".into()),
+    };
+    let verdict = Verdict {
         class: Class::Neutral,
         topic: None,
         score: 1.0,
@@ -413,17 +391,11 @@ fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
         action: Action::None,
         script: None,
         lang: Lang::En,
-        product: None,
-        count: 1,
-        buyer: false,
-        new_account: false,
-        backlog: false,
-        retracted: false,
-        ts_ms: now_ms,
-        received_ms: now_ms,
-        classified_ms: now_ms,
-        updated_ms: now_ms,
-    }
+        purchase: false,
+    };
+    let mut a = Alert::new(AlertKind::Ops, room, user, text, verdict, now_ms);
+    a.users.clear();
+    a
 }
 
 /// The bounded door into the workers: one queue per worker, a room always to the same worker
