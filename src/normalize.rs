@@ -146,15 +146,7 @@ impl Normalizer {
                 '0'..='9' => Kind::Digit,
                 _ => Kind::Sep,
             };
-            self.numerals |= kind == Kind::Digit;
-            self.leet |= kind != Kind::Latin && leet_letter(ch).is_some();
-            self.units.push(Unit {
-                ch,
-                kind,
-                start,
-                end,
-                space: ch.is_ascii_whitespace(),
-            });
+            self.push_kind(ch, kind, start, end);
             return;
         }
         if is_ignorable(c) {
@@ -212,15 +204,20 @@ impl Normalizer {
     }
 
     fn push_unit(&mut self, ch: char, start: u32, end: u32) {
-        let kind = kind_of(ch);
+        self.push_kind(ch, kind_of(ch), start, end);
+    }
+
+    /// Pushes a char whose kind is known, noting which run-level layers it needs.
+    fn push_kind(&mut self, ch: char, kind: Kind, start: u32, end: u32) {
         self.numerals |= kind == Kind::Digit || chinese_digit(ch).is_some();
         self.leet |= kind != Kind::Latin && leet_letter(ch).is_some();
+        let space = kind == Kind::Sep && ch.is_whitespace();
         self.units.push(Unit {
             ch,
             kind,
             start,
             end,
-            space: kind == Kind::Sep && ch.is_whitespace(),
+            space,
         });
     }
 

@@ -188,36 +188,33 @@ pub fn parse_frame(format: Format, frame: &str, default_room: &str) -> Result<Ve
     }
 }
 
+/// An id as platforms send it: a string or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    S(String),
+    N(u64),
+    I(i64),
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        match id {
+            Id::S(s) => s,
+            Id::N(n) => n.to_string(),
+            Id::I(i) => i.to_string(),
+        }
+    }
+}
+
 /// Ids arrive as strings or numbers; both become strings.
 pub fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        S(String),
-        N(u64),
-        I(i64),
-    }
-    Ok(match Id::deserialize(d)? {
-        Id::S(s) => s,
-        Id::N(n) => n.to_string(),
-        Id::I(i) => i.to_string(),
-    })
+    Id::deserialize(d).map(String::from)
 }
 
 /// Optional id: string, number or absent/null.
 pub fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        S(String),
-        N(u64),
-        I(i64),
-    }
-    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
-        Id::S(s) => s,
-        Id::N(n) => n.to_string(),
-        Id::I(i) => i.to_string(),
-    }))
+    Ok(Option::<Id>::deserialize(d)?.map(String::from))
 }
 
 /// A list of ids, each a string or a number.
