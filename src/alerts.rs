@@ -45,6 +45,37 @@ impl AlertKind {
     }
 }
 
+/// Where an alert stands with the floor manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Nobody has acted yet.
+    Open,
+    /// The buyer was invited to co-stream.
+    Invited,
+    /// A script was sent.
+    Scripted,
+    /// The user was muted or flagged.
+    Muted,
+    /// Dismissed as a false positive (feedback for the rules).
+    Dismissed,
+}
+
+/// One thing a floor manager did with an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRecord {
+    /// `invite`, `send_script`, `mute` or `dismiss`.
+    pub action: String,
+    /// Who (the console's operator name).
+    pub by: String,
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// The script used (send_script), as edited.
+    pub script: Option<String>,
+    /// Which script: `refund` (方案A), `exchange` (方案B), `explain`, `private`, `suggested`.
+    pub choice: Option<String>,
+}
+
 /// What the floor manager sees.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
@@ -78,6 +109,10 @@ pub struct Alert {
     pub backlog: bool,
     /// Retracted by a platform deletion.
     pub retracted: bool,
+    /// Where it stands with the floor manager.
+    pub status: AlertStatus,
+    /// What floor managers did with it, oldest first.
+    pub actions: Vec<ActionRecord>,
     /// Platform timestamp of the (first) comment, ms.
     pub ts_ms: u64,
     /// When the frame arrived, ms since the epoch.
@@ -113,6 +148,8 @@ impl Alert {
             new_account: false,
             backlog: false,
             retracted: false,
+            status: AlertStatus::Open,
+            actions: Vec::new(),
             ts_ms: now_ms,
             received_ms: now_ms,
             classified_ms: now_ms,
@@ -130,6 +167,8 @@ pub struct HubMsg {
     pub seq: u64,
     /// An update of an alert sent before (same `seq`).
     pub update: bool,
+    /// The alert as sent.
+    pub alert: Arc<Alert>,
     /// `{"type":"alert"|"update", …alert}`.
     pub json: Arc<str>,
 }
@@ -149,6 +188,15 @@ pub fn alert_json(a: &Alert) -> String {
 struct Ring {
     next_seq: u64,
     alerts: VecDeque<Arc<Alert>>,
+}
+
+/// Why [`Hub::try_update`] changed nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TryUpdate<E> {
+    /// No such alert in memory (never published, or evicted from the ring).
+    NotFound,
+    /// The change refused itself.
+    Refused(E),
 }
 
 /// Sequence numbers, the replay ring and the fan-out.
@@ -197,7 +245,8 @@ impl Hub {
         alert.seq = seq;
         let json: Arc<str> = Arc::from(serde_json::to_string(&Wire::Alert(&alert)).unwrap_or_default());
         let room: Arc<str> = Arc::from(alert.room.as_str());
-        ring.alerts.push_back(Arc::new(alert));
+        let alert = Arc::new(alert);
+        ring.alerts.push_back(alert.clone());
         while ring.alerts.len() > self.cap {
             ring.alerts.pop_front();
         }
@@ -206,6 +255,7 @@ impl Hub {
             room,
             seq,
             update: false,
+            alert,
             json,
         }));
         seq
@@ -228,13 +278,44 @@ impl Hub {
         alert.updated_ms = now_ms;
         let json: Arc<str> = Arc::from(serde_json::to_string(&Wire::Update(alert)).unwrap_or_default());
         let room: Arc<str> = Arc::from(alert.room.as_str());
+        let alert = slot.clone();
         let _ = self.tx.send(Arc::new(HubMsg {
             room,
             seq,
             update: true,
+            alert,
             json,
         }));
         true
+    }
+
+    /// Changes alert `seq` only if `change` accepts it (it sees the alert under the hub's lock,
+    /// so two consoles acting at once cannot both pass a check); sends an `update` on success.
+    pub fn try_update<E>(
+        &self,
+        seq: u64,
+        now_ms: u64,
+        change: impl FnOnce(&mut Alert) -> Result<(), E>,
+    ) -> Result<Arc<Alert>, TryUpdate<E>> {
+        let mut ring = self.lock();
+        let first = ring.alerts.front().map(|a| a.seq).ok_or(TryUpdate::NotFound)?;
+        let idx = seq.checked_sub(first).ok_or(TryUpdate::NotFound)? as usize;
+        let slot = ring.alerts.get_mut(idx).ok_or(TryUpdate::NotFound)?;
+        let mut draft = Alert::clone(slot);
+        change(&mut draft).map_err(TryUpdate::Refused)?;
+        draft.updated_ms = now_ms;
+        let json: Arc<str> = Arc::from(serde_json::to_string(&Wire::Update(&draft)).unwrap_or_default());
+        let room: Arc<str> = Arc::from(draft.room.as_str());
+        let updated = Arc::new(draft);
+        *slot = updated.clone();
+        let _ = self.tx.send(Arc::new(HubMsg {
+            room,
+            seq,
+            update: true,
+            alert: updated.clone(),
+            json,
+        }));
+        Ok(updated)
     }
 
     /// Marks retracted every alert in the ring that involves one of `msg_ids`, or any user of

@@ -30,6 +30,10 @@ pub struct Config {
     pub dedupe_window_ms: u64,
     /// How often idle state is swept and silence checked (ms).
     pub sweep_interval_ms: u64,
+    /// Promised response time shown as a timer on open complaints in the console (ms).
+    pub console_response_ms: u64,
+    /// Rooms whose overlay shows invite prompts for strong complaints without a click.
+    pub overlay_auto_rooms: Vec<String>,
     /// Upstream firehoses.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -48,6 +52,8 @@ impl Default for Config {
             fanout_capacity: 1024,
             dedupe_window_ms: 600_000,
             sweep_interval_ms: 1_000,
+            console_response_ms: 7_200_000,
+            overlay_auto_rooms: Vec::new(),
             sources: Vec::new(),
             signals: SignalConfig::default(),
         }

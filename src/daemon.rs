@@ -142,10 +142,17 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
     };
     drop(intake);
 
+    // Prompts for the streamers' overlays: a small buffer, a prompt is only useful live.
+    let (overlay, _) = tokio::sync::broadcast::channel(256);
+    let auto_overlay = spawn_auto_overlay(&cfg.overlay_auto_rooms, &hub, &overlay, trigger.subscribe());
     let state = AppState {
         hub: hub.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
+        overlay,
+        console: server::ConsoleSettings {
+            response_ms: cfg.console_response_ms,
+        },
     };
     let app = server::router(state);
     let mut server_shutdown = shutdown;
@@ -157,6 +164,8 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         }
     });
     tracing::info!(%addr, "listening");
+    let mut others = vec![sweeper, server];
+    others.extend(auto_overlay);
     Ok(Daemon {
         addr,
         hub,
@@ -165,8 +174,42 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         trigger,
         sources,
         workers,
-        others: vec![sweeper, server],
+        others,
     })
+}
+
+/// For rooms configured to (`overlay_auto_rooms`), strong complaints appear on the overlay as
+/// invite prompts without a click. Off for every room unless its config says so.
+fn spawn_auto_overlay(
+    rooms: &[String],
+    hub: &Arc<Hub>,
+    overlay: &tokio::sync::broadcast::Sender<Arc<server::actions::Prompt>>,
+    mut shutdown: crate::shutdown::Shutdown,
+) -> Option<JoinHandle<()>> {
+    if rooms.is_empty() {
+        return None;
+    }
+    let rooms: Vec<String> = rooms.to_vec();
+    let mut alerts = hub.subscribe();
+    let overlay = overlay.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                m = alerts.recv() => match m {
+                    Ok(m) if !m.update && rooms.iter().any(|r| *r == *m.room)
+                        && m.alert.verdict.action == crate::taxonomy::Action::InviteCostream
+                        && !m.alert.backlog => {
+                        if let Some(p) = server::actions::prompt_for(&m.alert, "invite", now_ms()) {
+                            let _ = overlay.send(Arc::new(p));
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    }))
 }
 
 impl Daemon {

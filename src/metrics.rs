@@ -46,6 +46,16 @@ struct Kind {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: String,
+}
+
 /// The registry and every metric handle.
 #[derive(Debug)]
 pub struct Metrics {
@@ -59,6 +69,8 @@ pub struct Metrics {
     connected: Family<SourceLabel, Gauge>,
     alerts: Family<Kind, Counter>,
     ignored: Family<Kind, Counter>,
+    console_actions: Family<ActionLabel, Counter>,
+    dismissed: Family<RuleLabel, Counter>,
     /// Comments dropped as duplicate `msg_id`s.
     pub duplicates: Counter,
     /// Neutral comments shed because the pipeline queue was full.
@@ -126,6 +138,18 @@ impl Metrics {
         let alerts = Family::<Kind, Counter>::default();
         registry.register("alerts", "Alerts published, per kind", alerts.clone());
         let ignored = Family::<Kind, Counter>::default();
+        let console_actions = Family::<ActionLabel, Counter>::default();
+        registry.register(
+            "console_actions",
+            "Floor-manager actions taken, per action",
+            console_actions.clone(),
+        );
+        let dismissed = Family::<RuleLabel, Counter>::default();
+        registry.register(
+            "dismissed",
+            "Alerts dismissed as false positives, per rule that fired (feedback for ops)",
+            dismissed.clone(),
+        );
         registry.register(
             "events_ignored",
             "Upstream events of kinds liveguard does not use",
@@ -232,6 +256,8 @@ impl Metrics {
             connected,
             alerts,
             ignored,
+            console_actions,
+            dismissed,
             duplicates,
             shed_neutral,
             backlog,
@@ -311,6 +337,22 @@ impl Metrics {
     /// Counts an ignored upstream event.
     pub fn ignored(&self, kind: &str) {
         self.ignored.get_or_create(&Kind { kind: kind.into() }).inc();
+    }
+
+    /// Counts a console action.
+    pub fn console_action(&self, action: &str) {
+        self.console_actions
+            .get_or_create(&ActionLabel {
+                action: action.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a rule that fired on an alert dismissed as a false positive.
+    pub fn dismissed(&self, rule: &str) {
+        self.dismissed
+            .get_or_create(&RuleLabel { rule: rule.into() })
+            .inc();
     }
 
     /// Prometheus text exposition.

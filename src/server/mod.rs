@@ -1,6 +1,8 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
 //! WebSocket of alert messages; `since` replays what the subscriber missed from the ring),
-//! `GET /api/alerts` (recent alerts as JSON), `GET /healthz` and `GET /metrics` (Prometheus).
+//! `GET /api/alerts` (recent alerts as JSON), `POST /api/alerts/{seq}/actions` (console
+//! actions, [`actions`]), `GET /ws/overlay?room=…` (prompts for the streamer's overlay),
+//! the pages `GET /console` and `GET /overlay` ([`pages`]), `GET /healthz` and `GET /metrics`.
 //!
 //! A slow subscriber never slows ingest: it reads from a bounded broadcast; when it falls
 //! behind it is told how many alerts it missed (and from which `seq` to resync), and a
@@ -19,6 +21,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+pub mod actions;
+pub mod pages;
+
 use crate::alerts::{alert_json, Alert, Hub};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -35,13 +40,33 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Stops subscriber sockets on shutdown.
     pub shutdown: Shutdown,
+    /// Prompts for the streamers' overlays.
+    pub overlay: tokio::sync::broadcast::Sender<Arc<actions::Prompt>>,
+    /// What the console needs to know (promised response time).
+    pub console: ConsoleSettings,
+}
+
+/// Settings the console page reads from `GET /api/console`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsoleSettings {
+    /// Promised response time for complaints (ms): timers go amber at half, red when due.
+    pub response_ms: u64,
 }
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws/alerts", get(ws_alerts))
+        .route("/ws/overlay", get(ws_overlay))
         .route("/api/alerts", get(api_alerts))
+        .route(
+            "/api/alerts/{seq}/actions",
+            axum::routing::post(actions::post_action),
+        )
+        .route("/api/console", get(console_settings))
+        .route("/console", get(pages::console))
+        .route("/overlay", get(pages::overlay))
+        .route("/assets/{file}", get(pages::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -56,6 +81,54 @@ pub struct AlertQuery {
     pub since: Option<u64>,
     /// At most this many (`/api/alerts`, default 100).
     pub limit: Option<usize>,
+}
+
+async fn console_settings(State(st): State<AppState>) -> Json<ConsoleSettings> {
+    Json(st.console)
+}
+
+/// Query of the overlay socket.
+#[derive(Debug, Deserialize)]
+pub struct OverlayQuery {
+    /// The room whose prompts to show.
+    pub room: String,
+}
+
+async fn ws_overlay(
+    ws: WebSocketUpgrade,
+    State(st): State<AppState>,
+    Query(q): Query<OverlayQuery>,
+) -> Response {
+    ws.on_upgrade(move |socket| overlay_socket(socket, st, q.room))
+}
+
+/// Streams the room's prompts; only what the floor manager pushed (or an auto room's invites).
+async fn overlay_socket(socket: WebSocket, st: AppState, room: String) {
+    let (mut tx, mut rx_socket) = socket.split();
+    let mut prompts = st.overlay.subscribe();
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => {
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
+            incoming = rx_socket.next() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+            p = prompts.recv() => match p {
+                Ok(p) if p.room == room => {
+                    let json = serde_json::to_string(&*p).unwrap_or_default();
+                    if !send(&mut tx, json).await {
+                        break;
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
 }
 
 async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {

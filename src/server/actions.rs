@@ -1,0 +1,356 @@
+//! `POST /api/alerts/{seq}/actions`: what a floor manager did with an alert (invite to
+//! co-stream, send a script, mute, dismiss as a false positive). Validated, applied atomically
+//! in the hub (two consoles cannot both act on one alert), broadcast to every console as an
+//! `update`, and — for invites and scripts — pushed to the room's overlay as a prompt.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::alerts::{ActionRecord, Alert, AlertStatus, TryUpdate};
+use crate::pipeline::now_ms;
+use crate::taxonomy::{Class, Lang, Topic};
+
+/// Longest script a console may send.
+pub const MAX_SCRIPT_CHARS: usize = 2_000;
+/// Longest operator name.
+pub const MAX_BY_CHARS: usize = 64;
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// `invite`, `send_script`, `mute` or `dismiss`.
+    pub action: String,
+    /// Operator name (default `console`).
+    #[serde(default)]
+    pub by: Option<String>,
+    /// The script text, for `send_script`.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Which script, for `send_script`: `refund`, `exchange`, `explain`, `private`, `suggested`.
+    #[serde(default)]
+    pub choice: Option<String>,
+}
+
+/// A refused action, as an HTTP answer with `{"error": "..."}`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ActionError {
+    /// 400: the request is malformed.
+    BadRequest(String),
+    /// 404: no such alert in memory.
+    NotFound(u64),
+    /// 409: someone already acted, or it was retracted.
+    Conflict(String),
+    /// 422: the action does not fit the alert (inviting an attacker on mic).
+    Unfit(String),
+}
+
+impl IntoResponse for ActionError {
+    fn into_response(self) -> Response {
+        let (code, msg) = match self {
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::NotFound(seq) => (StatusCode::NOT_FOUND, format!("no alert {seq} in memory")),
+            Self::Conflict(m) => (StatusCode::CONFLICT, m),
+            Self::Unfit(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+        };
+        (code, Json(serde_json::json!({ "error": msg }))).into_response()
+    }
+}
+
+/// A prompt on the streamer's overlay. Never carries the raw comment: an invite names the
+/// user and the issue in a few words; a script is what the floor manager chose to send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prompt {
+    /// Room.
+    pub room: String,
+    /// `invite` or `script`.
+    pub kind: &'static str,
+    /// The alert it came from.
+    pub seq: u64,
+    /// Display name of the user.
+    pub user: String,
+    /// The complaint topic (the overlay shows it in a few words).
+    pub topic: Option<Topic>,
+    /// Language of the comment.
+    pub lang: Lang,
+    /// What to show.
+    pub text: String,
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+}
+
+/// Checks `req` against `alert` and applies it. Pure, so the rules are testable.
+pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> Result<(), ActionError> {
+    let already = |a: &Alert| {
+        a.actions.last().map_or_else(
+            || "already handled".to_string(),
+            |r| format!("already handled: {} by {}", r.action, r.by),
+        )
+    };
+    if alert.retracted {
+        return Err(ActionError::Conflict("the platform deleted this comment".into()));
+    }
+    let (status, script, choice) = match req.action.as_str() {
+        "invite" => {
+            if alert.verdict.class != Class::Complaint {
+                return Err(ActionError::Unfit(
+                    "only genuine complaints are invited on mic".into(),
+                ));
+            }
+            if alert.status != AlertStatus::Open {
+                return Err(ActionError::Conflict(already(alert)));
+            }
+            (AlertStatus::Invited, None, None)
+        }
+        "send_script" => {
+            let text = req.script.as_deref().map(str::trim).unwrap_or("");
+            if text.is_empty() {
+                return Err(ActionError::BadRequest(
+                    "send_script needs a non-empty script".into(),
+                ));
+            }
+            if text.chars().count() > MAX_SCRIPT_CHARS {
+                return Err(ActionError::BadRequest(format!(
+                    "script longer than {MAX_SCRIPT_CHARS} chars"
+                )));
+            }
+            let choice = req.choice.as_deref().unwrap_or("suggested");
+            if !matches!(
+                choice,
+                "refund" | "exchange" | "explain" | "private" | "suggested"
+            ) {
+                return Err(ActionError::BadRequest(format!(
+                    "unknown script choice {choice:?}"
+                )));
+            }
+            if alert.actions.iter().any(|a| a.action == "send_script") {
+                return Err(ActionError::Conflict(already(alert)));
+            }
+            if matches!(alert.status, AlertStatus::Dismissed | AlertStatus::Muted) {
+                return Err(ActionError::Conflict(already(alert)));
+            }
+            let status = if alert.status == AlertStatus::Invited {
+                AlertStatus::Invited
+            } else {
+                AlertStatus::Scripted
+            };
+            (status, Some(text.to_string()), Some(choice.to_string()))
+        }
+        "mute" => {
+            if matches!(
+                alert.status,
+                AlertStatus::Muted | AlertStatus::Dismissed | AlertStatus::Invited
+            ) {
+                return Err(ActionError::Conflict(already(alert)));
+            }
+            (AlertStatus::Muted, None, None)
+        }
+        "dismiss" => {
+            if alert.status != AlertStatus::Open {
+                return Err(ActionError::Conflict(already(alert)));
+            }
+            (AlertStatus::Dismissed, None, None)
+        }
+        other => return Err(ActionError::BadRequest(format!("unknown action {other:?}"))),
+    };
+    alert.status = status;
+    alert.actions.push(ActionRecord {
+        action: req.action.clone(),
+        by: by.to_string(),
+        at_ms: now_ms,
+        script,
+        choice,
+    });
+    Ok(())
+}
+
+/// The handler.
+pub async fn post_action(
+    State(st): State<AppState>,
+    Path(seq): Path<u64>,
+    body: Result<Json<ActionRequest>, JsonRejection>,
+) -> Result<Json<Arc<Alert>>, ActionError> {
+    let Json(req) = body.map_err(|e| ActionError::BadRequest(e.body_text()))?;
+    let by = req
+        .by
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .unwrap_or("console");
+    if by.chars().count() > MAX_BY_CHARS {
+        return Err(ActionError::BadRequest(format!(
+            "`by` longer than {MAX_BY_CHARS} chars"
+        )));
+    }
+    let now = now_ms();
+    let alert = match st.hub.try_update(seq, now, |a| apply(a, &req, by, now)) {
+        Ok(a) => a,
+        Err(TryUpdate::NotFound) => return Err(ActionError::NotFound(seq)),
+        Err(TryUpdate::Refused(e)) => return Err(e),
+    };
+    st.metrics.console_action(&req.action);
+    tracing::info!(seq, room = %alert.room, user = %alert.user.id, action = %req.action, by, "console action");
+    if req.action == "dismiss" {
+        // The feedback ops use to fix rules: which rules fired on a false positive.
+        for e in &alert.verdict.evidence {
+            st.metrics.dismissed(&e.rule);
+        }
+        let rules: Vec<&str> = alert.verdict.evidence.iter().map(|e| &*e.rule).collect();
+        tracing::info!(seq, rules = ?rules, text = %alert.text, "dismissed as false positive");
+    }
+    if let Some(p) = prompt_for(&alert, &req.action, now) {
+        let _ = st.overlay.send(Arc::new(p));
+    }
+    Ok(Json(alert))
+}
+
+/// The overlay prompt an action produces, if any.
+pub fn prompt_for(alert: &Alert, action: &str, now_ms: u64) -> Option<Prompt> {
+    let user = alert.user.display().to_string();
+    let lang = alert.verdict.lang;
+    let (kind, text) = match action {
+        "invite" => {
+            let text = match lang {
+                Lang::Zh => format!("邀请 {user} 连麦，现场为您解决"),
+                Lang::En => format!("Inviting {user} on mic: let's fix this live"),
+            };
+            ("invite", text)
+        }
+        "send_script" => ("script", alert.actions.last()?.script.clone()?),
+        _ => return None,
+    };
+    Some(Prompt {
+        room: alert.room.clone(),
+        kind,
+        seq: alert.seq,
+        user,
+        topic: alert.verdict.topic,
+        lang,
+        text,
+        at_ms: now_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::AlertKind;
+    use crate::classify::Verdict;
+    use crate::ingest::User;
+    use crate::taxonomy::Action;
+
+    fn alert(class: Class) -> Alert {
+        let v = Verdict {
+            class,
+            topic: Some(if class == Class::Complaint {
+                Topic::Defect
+            } else {
+                Topic::Insult
+            }),
+            score: 0.9,
+            evidence: vec![],
+            action: Action::InviteCostream,
+            script: Some("s".into()),
+            lang: Lang::Zh,
+            purchase: true,
+        };
+        Alert::new(
+            AlertKind::Comment,
+            "r".into(),
+            User {
+                id: "u".into(),
+                ..User::default()
+            },
+            "t".into(),
+            v,
+            0,
+        )
+    }
+
+    fn req(action: &str, script: Option<&str>) -> ActionRequest {
+        ActionRequest {
+            action: action.into(),
+            by: None,
+            script: script.map(str::to_string),
+            choice: None,
+        }
+    }
+
+    #[test]
+    fn actions_follow_the_sop() {
+        let mut c = alert(Class::Complaint);
+        assert_eq!(apply(&mut c, &req("invite", None), "fm1", 1), Ok(()));
+        assert_eq!(c.status, AlertStatus::Invited);
+        let again = apply(&mut c, &req("invite", None), "fm2", 2);
+        assert_eq!(
+            again,
+            Err(ActionError::Conflict("already handled: invite by fm1".into()))
+        );
+        assert_eq!(
+            apply(&mut c, &req("send_script", Some("方案A")), "fm1", 3),
+            Ok(())
+        );
+        assert_eq!(
+            c.status,
+            AlertStatus::Invited,
+            "a script after an invite keeps it invited"
+        );
+        assert!(matches!(
+            apply(&mut c, &req("send_script", Some("again")), "fm2", 4),
+            Err(ActionError::Conflict(_))
+        ));
+        assert!(matches!(
+            apply(&mut c, &req("dismiss", None), "fm2", 5),
+            Err(ActionError::Conflict(_))
+        ));
+        assert_eq!(c.actions.len(), 2);
+
+        let mut a = alert(Class::Attack);
+        assert!(
+            matches!(
+                apply(&mut a, &req("invite", None), "fm1", 1),
+                Err(ActionError::Unfit(_))
+            ),
+            "no troll on mic"
+        );
+        assert_eq!(apply(&mut a, &req("mute", None), "fm1", 2), Ok(()));
+        assert!(matches!(
+            apply(&mut a, &req("dismiss", None), "fm1", 3),
+            Err(ActionError::Conflict(_))
+        ));
+
+        let mut d = alert(Class::Attack);
+        assert!(matches!(
+            apply(&mut d, &req("send_script", Some("  ")), "fm", 1),
+            Err(ActionError::BadRequest(_))
+        ));
+        assert!(matches!(
+            apply(&mut d, &req("wave", None), "fm", 1),
+            Err(ActionError::BadRequest(_))
+        ));
+        assert_eq!(apply(&mut d, &req("dismiss", None), "fm", 1), Ok(()));
+        d.retracted = true;
+        assert!(matches!(
+            apply(&mut d, &req("mute", None), "fm", 2),
+            Err(ActionError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn overlay_prompts_never_carry_the_raw_comment() {
+        let mut c = alert(Class::Complaint);
+        c.text = "垃圾！收到就裂了".into();
+        c.user.name = Some("阿珍".into());
+        let p = prompt_for(&c, "invite", 9).expect("an invite prompts");
+        assert_eq!(p.text, "邀请 阿珍 连麦，现场为您解决");
+        assert!(!p.text.contains("垃圾"));
+        assert!(prompt_for(&c, "dismiss", 9).is_none());
+    }
+}

@@ -1,0 +1,57 @@
+// liveguard overlay (an OBS browser source): shows, one at a time and calmly, only the prompts
+// the floor manager pushed for this room: an invite (the user's name and the issue in a few
+// words, never the raw comment) or the script to read. Each hides after ?hide= seconds.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const room = params.get("room") || "";
+const hideMs = Math.max(3, Number(params.get("hide")) || 15) * 1000;
+const ISSUE = {
+  zh: { defect: "质量问题", not_as_shown: "与直播不符", authenticity: "真假疑问", size_fit: "尺寸不合适",
+        logistics: "物流问题", after_sales: "售后问题", refund_request: "退款诉求" },
+  en: { defect: "a quality problem", not_as_shown: "not as shown", authenticity: "authenticity doubts",
+        size_fit: "size and fit", logistics: "delivery", after_sales: "after-sales", refund_request: "a refund" },
+};
+const queue = [];
+let showing = false;
+const box = document.getElementById("prompt");
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+function show(p) {
+  showing = true;
+  const lang = p.lang === "zh" ? "zh" : "en";
+  const issue = p.topic && ISSUE[lang][p.topic];
+  box.className = p.kind;
+  box.innerHTML = p.kind === "invite"
+    ? `<div class="line">🎤 ${esc(p.text)}</div>${issue ? `<div class="issue">${lang === "zh" ? "问题：" : "About: "}${esc(issue)}</div>` : ""}`
+    : `<div class="line">${esc(p.text)}</div>`;
+  box.dataset.seq = p.seq;
+  requestAnimationFrame(() => box.classList.add("on"));
+  setTimeout(() => {
+    box.classList.remove("on");
+    setTimeout(next, 700);
+  }, hideMs);
+  updateQueue();
+}
+
+function next() {
+  showing = false;
+  box.innerHTML = "";
+  if (queue.length) show(queue.shift()); else updateQueue();
+}
+
+function updateQueue() {
+  document.getElementById("queue").textContent = queue.length ? `+${queue.length}` : "";
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/ws/overlay?room=${encodeURIComponent(room)}`);
+  ws.onmessage = (ev) => {
+    const p = JSON.parse(ev.data);
+    if (showing) { queue.push(p); updateQueue(); } else show(p);
+  };
+  ws.onclose = () => setTimeout(connect, 1000);
+}
+
+connect();
