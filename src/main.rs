@@ -269,6 +269,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let daemon = liveguard::daemon::start(cfg).await?;
                 let a = daemon.addr;
                 println!("liveguard demo: {rate} simulated comments/s over {rooms} rooms");
+                println!("  console             http://{a}/console");
+                println!("  overlay (room-0)    http://{a}/overlay?room=room-0");
                 println!("  simulated firehose  ws://{sim}/");
                 println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
                 println!("  recent alerts       http://{a}/api/alerts");

@@ -3,6 +3,7 @@
 //!   detectors, spans in the original text).
 //! - `shipped`: the shipped packs in `rules/`: per-topic decisions in zh and en, evasions, and
 //!   `rules check` passing.
+//! - `browser`: the console and overlay pages in real headless Chromium.
 //! - `cli`: the real `liveguard` binary: classify exit codes and malformed lines, `rules check`
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
@@ -11,6 +12,7 @@
 
 mod util;
 
+mod browser;
 mod cli;
 mod daemon;
 mod engine;

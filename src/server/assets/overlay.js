@@ -23,10 +23,13 @@ function show(p) {
   const issue = p.topic && ISSUE[lang][p.topic];
   box.className = p.kind;
   box.innerHTML = p.kind === "invite"
-    ? `<div class="line">🎤 ${esc(p.text)}</div>${issue ? `<div class="issue">${lang === "zh" ? "问题：" : "About: "}${esc(issue)}</div>` : ""}`
+    ? `<div class="line"><span class="badge">${lang === "zh" ? "连麦" : "ON MIC"}</span>${esc(p.text)}</div>${issue ? `<div class="issue">${lang === "zh" ? "问题：" : "About: "}${esc(issue)}</div>` : ""}`
     : `<div class="line">${esc(p.text)}</div>`;
   box.dataset.seq = p.seq;
-  requestAnimationFrame(() => box.classList.add("on"));
+  // Force a layout so the fade-in transition runs; no requestAnimationFrame, which a hidden
+  // or background page never fires.
+  void box.offsetWidth;
+  box.classList.add("on");
   setTimeout(() => {
     box.classList.remove("on");
     setTimeout(next, 700);
