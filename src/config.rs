@@ -28,6 +28,9 @@ pub struct Config {
     pub fanout_capacity: usize,
     /// Message ids remembered for de-duplication (ms).
     pub dedupe_window_ms: u64,
+    /// At most this many message ids remembered (all workers); at very high rates the cap
+    /// shortens the window.
+    pub dedupe_max_ids: usize,
     /// How often idle state is swept and silence checked (ms).
     pub sweep_interval_ms: u64,
     /// Promised response time shown as a timer on open complaints in the console (ms).
@@ -51,6 +54,7 @@ impl Default for Config {
             ring_capacity: 10_000,
             fanout_capacity: 1024,
             dedupe_window_ms: 600_000,
+            dedupe_max_ids: 2_000_000,
             sweep_interval_ms: 1_000,
             console_response_ms: 7_200_000,
             overlay_auto_rooms: Vec::new(),

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use dashmap::DashMap;
 use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, AlertKind, Hub};
@@ -55,30 +54,60 @@ pub struct Ingested {
     pub connected_ms: u64,
 }
 
-/// Recently seen message ids, bounded: relays resend after reconnects.
+/// Recently seen message ids, per worker (rooms are sharded to workers, so a room's ids always
+/// meet the same one): two generations of a plain set, the older dropped when the newer is
+/// `window/2` old or full. Memory stays bounded and nothing sweeps a shared map while the
+/// workers wait (a shared map with a periodic sweep stalled them at 100k comments/s).
 #[derive(Debug)]
-struct Dedupe {
-    seen: DashMap<u64, u64>,
-    window_ms: u64,
-    cap: usize,
+pub struct Dedupe {
+    current: std::collections::HashSet<u64>,
+    previous: std::collections::HashSet<u64>,
+    started_ms: u64,
+    half_window_ms: u64,
+    per_generation: usize,
 }
 
 impl Dedupe {
-    /// Whether `key` was seen within the window; records it either way.
-    fn seen(&self, key: u64, now_ms: u64) -> bool {
-        match self.seen.insert(key, now_ms) {
-            Some(t) => now_ms.saturating_sub(t) <= self.window_ms,
-            None => false,
+    /// Remembers ids for about `window_ms` (at least half of it), at most `max_ids` in all; at
+    /// very high rates the cap shortens the window.
+    pub fn new(window_ms: u64, max_ids: usize) -> Self {
+        Self {
+            current: std::collections::HashSet::new(),
+            previous: std::collections::HashSet::new(),
+            started_ms: 0,
+            half_window_ms: (window_ms / 2).max(1),
+            per_generation: (max_ids / 2).max(1),
         }
     }
 
-    fn sweep(&self, now_ms: u64) {
-        let mut keep = self.window_ms;
-        self.seen.retain(|_, t| now_ms.saturating_sub(*t) <= keep);
-        // Over the cap even after expiry: keep only the newer half of the window.
-        while self.seen.len() > self.cap && keep > 1 {
-            keep /= 2;
-            self.seen.retain(|_, t| now_ms.saturating_sub(*t) <= keep);
+    /// Whether `key` was seen recently; records it either way.
+    pub fn seen(&mut self, key: u64, now_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.started_ms) >= self.half_window_ms
+            || self.current.len() >= self.per_generation
+        {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
+            self.started_ms = now_ms;
+        }
+        self.previous.contains(&key) || !self.current.insert(key)
+    }
+}
+
+/// What each worker owns: its classifier buffers and its share of the dedupe memory.
+#[derive(Debug)]
+pub struct WorkerState {
+    /// Classifier buffers.
+    pub scratch: Scratch,
+    /// Message ids this worker saw.
+    pub dedupe: Dedupe,
+}
+
+impl WorkerState {
+    /// Fresh state remembering ids for `window_ms`, at most `max_ids`.
+    pub fn new(window_ms: u64, max_ids: usize) -> Self {
+        Self {
+            scratch: Scratch::new(),
+            dedupe: Dedupe::new(window_ms, max_ids),
         }
     }
 }
@@ -94,36 +123,24 @@ pub struct Pipeline {
     pub hub: Arc<Hub>,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    dedupe: Dedupe,
 }
 
 impl Pipeline {
-    /// A pipeline over `rules`, remembering message ids for `dedupe_window_ms`.
-    pub fn new(
-        rules: Arc<ArcSwap<RuleSet>>,
-        signals: Signals,
-        hub: Arc<Hub>,
-        metrics: Arc<Metrics>,
-        dedupe_window_ms: u64,
-    ) -> Self {
+    /// A pipeline over `rules`.
+    pub fn new(rules: Arc<ArcSwap<RuleSet>>, signals: Signals, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Self {
         Self {
             rules,
             signals,
             hub,
             metrics,
-            dedupe: Dedupe {
-                seen: DashMap::new(),
-                window_ms: dedupe_window_ms,
-                cap: 1_000_000,
-            },
         }
     }
 
-    /// Handles one ingested event.
-    pub fn handle(&self, scratch: &mut Scratch, item: Ingested, now_ms: u64) {
+    /// Handles one ingested event with the calling worker's state.
+    pub fn handle(&self, worker: &mut WorkerState, item: Ingested, now_ms: u64) {
         match item.event {
             Event::Comment(c) => self.comment(
-                scratch,
+                worker,
                 &c,
                 &item.received_at,
                 item.received_ms,
@@ -143,9 +160,8 @@ impl Pipeline {
         }
     }
 
-    /// Periodic upkeep: forget old message ids and idle state, raise silence alerts.
+    /// Periodic upkeep: forget idle state, raise silence alerts.
     pub fn sweep(&self, now_ms: u64) {
-        self.dedupe.sweep(now_ms);
         let (newly_silent, silent, rooms, users) = self.signals.sweep(now_ms);
         self.metrics.rooms_silent.set(silent as i64);
         self.metrics.tracked_rooms.set(rooms as i64);
@@ -162,7 +178,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)] // one call site; the fields come from one Ingested
     fn comment(
         &self,
-        scratch: &mut Scratch,
+        worker: &mut WorkerState,
         c: &Comment,
         received_at: &Instant,
         received_ms: u64,
@@ -172,10 +188,11 @@ impl Pipeline {
     ) {
         let mut h = DefaultHasher::new();
         (&c.platform, &c.room, &c.msg_id).hash(&mut h);
-        if !c.msg_id.is_empty() && self.dedupe.seen(h.finish(), now_ms) {
+        if !c.msg_id.is_empty() && worker.dedupe.seen(h.finish(), now_ms) {
             self.metrics.duplicates.inc();
             return;
         }
+        let scratch = &mut worker.scratch;
         let rules = self.rules.load();
         let started = Instant::now();
         let name = c.user.display().to_string();
@@ -502,5 +519,26 @@ impl Intake {
                 tx.send(item).await.is_ok()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_remembers_a_window_and_stays_bounded() {
+        let mut d = Dedupe::new(10_000, 4);
+        assert!(!d.seen(1, 0));
+        assert!(d.seen(1, 100), "a resend within the window is a duplicate");
+        assert!(!d.seen(2, 6_000));
+        assert!(d.seen(1, 6_001), "still remembered one generation later");
+        assert!(!d.seen(3, 12_000));
+        assert!(!d.seen(1, 12_001), "forgotten after two half-windows");
+        // Full generations rotate early: never more than max_ids remembered.
+        for k in 100..200 {
+            d.seen(k, 13_000);
+        }
+        assert!(d.current.len() + d.previous.len() <= 4);
     }
 }
