@@ -35,6 +35,8 @@ pub struct Config {
     pub sweep_interval_ms: u64,
     /// Promised response time shown as a timer on open complaints in the console (ms).
     pub console_response_ms: u64,
+    /// Reload rules when files under the rules directory change (SIGHUP always reloads).
+    pub watch_rules: bool,
     /// Rooms whose overlay shows invite prompts for strong complaints without a click.
     pub overlay_auto_rooms: Vec<String>,
     /// Upstream firehoses.
@@ -57,6 +59,7 @@ impl Default for Config {
             dedupe_max_ids: 2_000_000,
             sweep_interval_ms: 1_000,
             console_response_ms: 7_200_000,
+            watch_rules: true,
             overlay_auto_rooms: Vec::new(),
             sources: Vec::new(),
             signals: SignalConfig::default(),

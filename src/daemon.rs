@@ -85,6 +85,8 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         metrics.clone(),
     ));
     let (trigger, shutdown) = shutdown::channel();
+    let reload_status = crate::reload::SharedStatus::default();
+    let reload_tasks = spawn_reload(&cfg, &rules, &reload_status, &metrics, &trigger);
     let (intake, receivers) = Intake::new(cfg.workers, cfg.queue_capacity, rules.clone(), metrics.clone());
     let intake = Arc::new(intake);
 
@@ -141,6 +143,7 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
             }
         })
     };
+    let watchdog = spawn_watchdog(&intake, trigger.subscribe());
     drop(intake);
 
     // Prompts for the streamers' overlays: a small buffer, a prompt is only useful live.
@@ -154,6 +157,7 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         console: server::ConsoleSettings {
             response_ms: cfg.console_response_ms,
         },
+        reload: reload_status,
     };
     let app = server::router(state);
     let mut server_shutdown = shutdown;
@@ -172,6 +176,8 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
     tracing::info!(%addr, "listening");
     let mut others = vec![sweeper, server];
     others.extend(auto_overlay);
+    others.extend(reload_tasks);
+    others.extend(watchdog);
     Ok(Daemon {
         addr,
         hub,
@@ -182,6 +188,73 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         workers,
         others,
     })
+}
+
+/// Under systemd with `WatchdogSec=`, pings `WATCHDOG=1` at half the period, but only while
+/// comments are moving: a full queue that did not drain since the last tick skips the ping,
+/// so systemd restarts a daemon whose workers are stuck.
+fn spawn_watchdog(intake: &Arc<Intake>, mut shutdown: crate::shutdown::Shutdown) -> Option<JoinHandle<()>> {
+    let period = sd_notify::watchdog_enabled()?;
+    let intake = intake.clone();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period / 2);
+        let mut last_depth = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {
+                    let depth = intake.depth();
+                    let stuck = depth >= intake.capacity() && depth >= last_depth;
+                    last_depth = depth;
+                    if stuck {
+                        tracing::warn!(depth, "queues full and not draining: skipping the watchdog ping");
+                    } else if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]) {
+                        tracing::warn!(error = %e, "watchdog ping failed");
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// The reload path: SIGHUP and (unless `watch_rules = false`) file changes feed one task.
+fn spawn_reload(
+    cfg: &Config,
+    rules: &Arc<ArcSwap<crate::rules::RuleSet>>,
+    status: &crate::reload::SharedStatus,
+    metrics: &Arc<Metrics>,
+    trigger: &Trigger,
+) -> Vec<JoinHandle<()>> {
+    // Two slots: one cause waiting is enough, the reload reads the files afresh anyway.
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let mut tasks = vec![tokio::spawn(crate::reload::run(
+        cfg.rules.clone(),
+        rules.clone(),
+        status.clone(),
+        metrics.clone(),
+        rx,
+        trigger.subscribe(),
+    ))];
+    tasks.push(tokio::spawn(crate::reload::on_sighup(
+        tx.clone(),
+        trigger.subscribe(),
+    )));
+    if cfg.watch_rules {
+        match crate::reload::watch(&cfg.rules, tx) {
+            Ok(watcher) => {
+                let mut shutdown = trigger.subscribe();
+                // The watcher lives as long as this task.
+                tasks.push(tokio::spawn(async move {
+                    shutdown.wait().await;
+                    drop(watcher);
+                }));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %cfg.rules.display(), "cannot watch the rules; reload with SIGHUP")
+            }
+        }
+    }
+    tasks
 }
 
 /// For rooms configured to (`overlay_auto_rooms`), strong complaints appear on the overlay as

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
 pub mod server;
 pub mod shutdown;

@@ -111,10 +111,25 @@ enum Command {
         #[arg(long, default_value = "rules")]
         rules: PathBuf,
     },
+    /// Validate a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Validate and debug rule packs.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse and check FILE (unknown keys, bad values, addresses, URLs): `file:line: message`.
+    Check {
+        /// The configuration file.
+        #[arg(default_value = "liveguard.toml")]
+        file: PathBuf,
     },
 }
 
@@ -193,8 +208,18 @@ fn daemon_config(a: RunArgs) -> anyhow::Result<Config> {
 }
 
 async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
+    let sources = cfg.sources.len();
     let daemon = liveguard::daemon::start(cfg).await?;
+    // Rules compiled, listener bound, sources started: tell systemd (no-op without it).
+    let status = format!("watching {sources} firehose(s); alerts on http://{}", daemon.addr);
+    if let Err(e) = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
     liveguard::shutdown::os_signal().await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down");
     daemon.stop(Duration::from_secs(5)).await;
     Ok(())
@@ -297,6 +322,32 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let cfg = match Config::load(&file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let problems = cfg.check();
+            for p in &problems {
+                eprintln!("{}: {p}", file.display());
+            }
+            if !problems.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
+            println!(
+                "{}: ok ({} source(s), rules in {}, listening on {})",
+                file.display(),
+                cfg.sources.len(),
+                cfg.rules.display(),
+                cfg.listen
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Rules {
             command: RulesCommand::Check { dir },

@@ -70,6 +70,11 @@ pub struct Metrics {
     alerts: Family<Kind, Counter>,
     ignored: Family<Kind, Counter>,
     console_actions: Family<ActionLabel, Counter>,
+    reloads: Family<Kind, Counter>,
+    /// 1 when the last rules reload succeeded (or none was tried), 0 when it failed.
+    pub rules_reload_ok: Gauge,
+    /// Rule sets swapped in since start.
+    pub rules_generation: Gauge,
     dismissed: Family<RuleLabel, Counter>,
     /// Comments dropped as duplicate `msg_id`s.
     pub duplicates: Counter,
@@ -138,6 +143,25 @@ impl Metrics {
         let alerts = Family::<Kind, Counter>::default();
         registry.register("alerts", "Alerts published, per kind", alerts.clone());
         let ignored = Family::<Kind, Counter>::default();
+        let reloads = Family::<Kind, Counter>::default();
+        registry.register(
+            "rules_reloads",
+            "Rules reloads, per result (kind=ok|failed)",
+            reloads.clone(),
+        );
+        let rules_reload_ok = Gauge::default();
+        registry.register(
+            "rules_reload_ok",
+            "1 when the last rules reload succeeded, 0 when it failed",
+            rules_reload_ok.clone(),
+        );
+        rules_reload_ok.set(1);
+        let rules_generation = Gauge::default();
+        registry.register(
+            "rules_generation",
+            "Rule sets swapped in since start",
+            rules_generation.clone(),
+        );
         let console_actions = Family::<ActionLabel, Counter>::default();
         registry.register(
             "console_actions",
@@ -257,6 +281,9 @@ impl Metrics {
             alerts,
             ignored,
             console_actions,
+            reloads,
+            rules_reload_ok,
+            rules_generation,
             dismissed,
             duplicates,
             shed_neutral,
@@ -337,6 +364,17 @@ impl Metrics {
     /// Counts an ignored upstream event.
     pub fn ignored(&self, kind: &str) {
         self.ignored.get_or_create(&Kind { kind: kind.into() }).inc();
+    }
+
+    /// Records a rules reload.
+    pub fn reload(&self, ok: bool, generation: u64) {
+        self.reloads
+            .get_or_create(&Kind {
+                kind: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
+        self.rules_reload_ok.set(i64::from(ok));
+        self.rules_generation.set(generation as i64);
     }
 
     /// Counts a console action.

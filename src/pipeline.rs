@@ -454,6 +454,11 @@ impl Intake {
         (h.finish() % self.shards.len() as u64) as usize
     }
 
+    /// Room for this many comments in all queues together.
+    pub fn capacity(&self) -> usize {
+        self.capacity * self.shards.len()
+    }
+
     /// Comments waiting in all queues.
     pub fn depth(&self) -> usize {
         self.shards.iter().map(|s| self.capacity - s.capacity()).sum()

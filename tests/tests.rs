@@ -8,6 +8,8 @@
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
 //!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
+//! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
+//! - `service`: the systemd unit (verify, security score) and sd_notify on a fake socket.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
 
 mod util;
@@ -17,4 +19,6 @@ mod cli;
 mod daemon;
 mod engine;
 mod properties;
+mod reload;
+mod service;
 mod shipped;

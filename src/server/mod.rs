@@ -44,6 +44,8 @@ pub struct AppState {
     pub overlay: tokio::sync::broadcast::Sender<Arc<actions::Prompt>>,
     /// What the console needs to know (promised response time).
     pub console: ConsoleSettings,
+    /// The last rules reload (the console shows a banner when it failed).
+    pub reload: crate::reload::SharedStatus,
 }
 
 /// Settings the console page reads from `GET /api/console`.
@@ -83,8 +85,13 @@ pub struct AlertQuery {
     pub limit: Option<usize>,
 }
 
-async fn console_settings(State(st): State<AppState>) -> Json<ConsoleSettings> {
-    Json(st.console)
+async fn console_settings(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let reload = st.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    Json(serde_json::json!({
+        "response_ms": st.console.response_ms,
+        "rules_generation": reload.generation,
+        "rules_error": reload.error,
+    }))
 }
 
 /// Query of the overlay socket.

@@ -11,7 +11,7 @@ const I18N = {
     mute: "禁言/标记", dismiss: "误报忽略", suggested: "建议话术", refund: "方案A 退款", exchange: "方案B 换货",
     explain: "解释说明", private: "引导私聊", open: "待处理", invited: "已邀请连麦", scripted: "已发话术",
     muted: "已禁言", dismissed: "已忽略(误报)", overdue: "已超时", left: "剩余", backlog: "历史消息",
-    retracted: "平台已删除", users: "位用户", copied: "话术已复制", connected: "已连接", lang: "EN",
+    retracted: "平台已删除", users: "位用户", rulesBroken: "规则更新失败，仍在使用上一版规则：", copied: "话术已复制", connected: "已连接", lang: "EN",
     invite_costream: "建议连麦", scripted_reply: "建议话术回复", private_resolution: "引导私下解决",
     mute_review: "建议禁言审核", none: "—", by: "操作", brigade: "团伙刷屏", split: "拆字", repetition: "重复刷屏",
     flood: "刷屏", ops: "运维", comment: "评论",
@@ -27,6 +27,7 @@ const I18N = {
     exchange: "Plan B exchange", explain: "explanation", private: "private resolution", open: "open",
     invited: "invited on mic", scripted: "script sent", muted: "muted", dismissed: "dismissed (false positive)",
     overdue: "overdue", left: "left", backlog: "backlog", retracted: "deleted by platform", users: "users",
+    rulesBroken: "Rules reload failed; still running the last good rules:",
     copied: "script copied", connected: "connected", lang: "中文",
     invite_costream: "invite to co-stream", scripted_reply: "scripted reply", private_resolution: "private resolution",
     mute_review: "mute & review", none: "—", by: "by", brigade: "brigade", split: "split word", repetition: "repetition",
@@ -288,11 +289,20 @@ function connect() {
   ws.onclose = () => { $("conn").classList.remove("up"); setTimeout(connect, 1000); };
 }
 
-async function start() {
+// Settings, and the rules-reload banner (ops broke a rule file: the old rules still run).
+async function refreshSettings() {
   try {
     const cfg = await (await fetch("/api/console")).json();
     if (cfg.response_ms) state.responseMs = cfg.response_ms;
-  } catch (_) { /* defaults */ }
+    const banner = $("banner");
+    banner.hidden = !cfg.rules_error;
+    banner.textContent = cfg.rules_error ? `${t("rulesBroken")}\n${cfg.rules_error}` : "";
+  } catch (_) { /* keep the last settings */ }
+}
+
+async function start() {
+  await refreshSettings();
+  setInterval(refreshSettings, 3000);
   $("operator").value = localStorage.getItem("lg-operator") || "";
   $("operator").addEventListener("change", () => localStorage.setItem("lg-operator", $("operator").value));
   $("lang-toggle").addEventListener("click", () => {
