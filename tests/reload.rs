@@ -62,7 +62,7 @@ async fn a_rule_change_under_live_traffic_loses_nothing_and_a_broken_one_keeps_t
     let mut sent = 0u32;
     let mut complaints = 0u32;
     let mut codewords = 0u32;
-    let mut send = |i: u32, text: &str| {
+    let send = |i: u32, text: &str| {
         fh.send(canonical(
             &format!("room{i}"),
             &format!("m{i}"),
