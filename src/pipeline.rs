@@ -192,6 +192,10 @@ impl Pipeline {
             self.metrics.duplicates.inc();
             return;
         }
+        // Debug level: free at the default filter, and `RUST_LOG=liveguard=debug` puts room,
+        // user and msg_id on everything logged while this comment is handled.
+        let _span =
+            tracing::debug_span!("comment", room = %c.room, user = %c.user.id, msg_id = %c.msg_id).entered();
         let scratch = &mut worker.scratch;
         let rules = self.rules.load();
         let started = Instant::now();
@@ -335,7 +339,7 @@ impl Pipeline {
                 if brigade && a.kind != AlertKind::Brigade {
                     a.kind = AlertKind::Brigade;
                     a.verdict.action = Action::MuteReview;
-                    tracing::info!(room = %a.room, users = a.users.len(), "brigade");
+                    tracing::info!(room = %a.room, user = %user, users = a.users.len(), "brigade");
                 }
             }),
         };
