@@ -120,10 +120,7 @@ async fn overlay_socket(socket: WebSocket, st: AppState, room: String) {
                 let _ = tx.send(Message::Close(None)).await;
                 break;
             }
-            incoming = rx_socket.next() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
-            },
+            incoming = rx_socket.next() => if client_closed(&incoming) { break },
             p = prompts.recv() => match p {
                 Ok(p) if p.room == room => {
                     let json = serde_json::to_string(&*p).unwrap_or_default();
@@ -172,6 +169,12 @@ async fn ws_alerts(
     ws.on_upgrade(move |socket| subscriber(socket, st, q))
 }
 
+/// Whether what the client sent ends the session (close, error, end of stream); anything
+/// else a client sends on these push-only sockets is ignored.
+fn client_closed(incoming: &Option<Result<Message, axum::Error>>) -> bool {
+    matches!(incoming, None | Some(Err(_)) | Some(Ok(Message::Close(_))))
+}
+
 /// Sends one text message; false when the socket failed or did not take it in time.
 async fn send(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, text: String) -> bool {
     matches!(
@@ -211,10 +214,7 @@ async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
                 let _ = tx.send(Message::Close(None)).await;
                 break;
             }
-            incoming = rx_socket.next() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
-            },
+            incoming = rx_socket.next() => if client_closed(&incoming) { break },
             msg = live.recv() => match msg {
                 Ok(m) => {
                     if room.is_some_and(|r| r != &*m.room) || (!m.update && m.seq <= last) {
