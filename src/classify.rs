@@ -566,17 +566,22 @@ fn evidence_for(
     out
 }
 
-/// Fills `{user}` and `{product}`; a missing product reads "this item" / "这款".
+/// Fills `{user}` and `{product}`. In English `{product}` is a whole noun phrase with its
+/// determiner ("the jade bangle", or "your item" when the event names no product), so
+/// templates write "{product} hasn't arrived", not "your {product}"; in Chinese a missing
+/// product reads 这款.
 pub fn fill_script(template: &str, input: Input<'_>, lang: Lang) -> String {
     let user = input.user.unwrap_or(match lang {
         Lang::Zh => "这位宝宝",
         Lang::En => "there",
     });
-    let product = input.product.unwrap_or(match lang {
-        Lang::Zh => "这款",
-        Lang::En => "this item",
-    });
-    template.replace("{user}", user).replace("{product}", product)
+    let product = match (lang, input.product) {
+        (Lang::Zh, Some(p)) => p.to_string(),
+        (Lang::Zh, None) => "这款".to_string(),
+        (Lang::En, Some(p)) => format!("the {p}"),
+        (Lang::En, None) => "your item".to_string(),
+    };
+    template.replace("{user}", user).replace("{product}", &product)
 }
 
 /// What fired for `text`, for `liveguard rules explain`: the normalized text, every hit with

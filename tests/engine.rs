@@ -124,3 +124,27 @@ fn scores_stay_in_range() {
         assert!((0.0..=1.0).contains(&v.score), "{text}: {}", v.score);
     }
 }
+
+#[test]
+fn scripts_read_naturally_with_and_without_a_product() {
+    use liveguard::classify::fill_script;
+    use liveguard::taxonomy::Lang;
+    let input = |product| liveguard::classify::Input {
+        text: "",
+        user: Some("amy"),
+        product,
+    };
+    let t = "{user}, sorry {product} hasn't reached you.";
+    assert_eq!(
+        fill_script(t, input(None), Lang::En),
+        "amy, sorry your item hasn't reached you."
+    );
+    assert_eq!(
+        fill_script(t, input(Some("jade bangle")), Lang::En),
+        "amy, sorry the jade bangle hasn't reached you."
+    );
+    assert_eq!(
+        fill_script("{user}，{product}有问题", input(None), Lang::Zh),
+        "amy，这款有问题"
+    );
+}

@@ -91,7 +91,8 @@ function highlight(text, evidence) {
 
 function fill(template, alert) {
   const user = alert.user.name || alert.user.handle || alert.user.id;
-  const product = alert.product || (alert.lang === "zh" ? "这款" : "this item");
+  // As on the server: in English {product} is a whole noun phrase ("the …" / "your item").
+  const product = alert.lang === "zh" ? (alert.product || "这款") : (alert.product ? `the ${alert.product}` : "your item");
   return template.replaceAll("{user}", user).replaceAll("{product}", product);
 }
 
