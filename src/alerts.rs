@@ -263,30 +263,11 @@ impl Hub {
 
     /// Changes alert `seq` (if still in the ring) and sends an `update`.
     pub fn update(&self, seq: u64, now_ms: u64, change: impl FnOnce(&mut Alert)) -> bool {
-        let mut ring = self.lock();
-        let Some(first) = ring.alerts.front().map(|a| a.seq) else {
-            return false;
-        };
-        let Some(idx) = seq.checked_sub(first).map(|i| i as usize) else {
-            return false;
-        };
-        let Some(slot) = ring.alerts.get_mut(idx) else {
-            return false;
-        };
-        let alert = Arc::make_mut(slot);
-        change(alert);
-        alert.updated_ms = now_ms;
-        let json: Arc<str> = Arc::from(serde_json::to_string(&Wire::Update(alert)).unwrap_or_default());
-        let room: Arc<str> = Arc::from(alert.room.as_str());
-        let alert = slot.clone();
-        let _ = self.tx.send(Arc::new(HubMsg {
-            room,
-            seq,
-            update: true,
-            alert,
-            json,
-        }));
-        true
+        self.try_update::<std::convert::Infallible>(seq, now_ms, |a| {
+            change(a);
+            Ok(())
+        })
+        .is_ok()
     }
 
     /// Changes alert `seq` only if `change` accepts it (it sees the alert under the hub's lock,

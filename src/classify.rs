@@ -618,11 +618,3 @@ pub fn explain(rules: &RuleSet, text: &str) -> (String, Vec<(Arc<str>, Hit)>, Ve
     }
     (scratch.norm.text.clone(), hits, verdict)
 }
-
-/// Whether a detector group is one of the built-ins (for display).
-pub fn is_detector(rules: &RuleSet, g: u32) -> Option<Detector> {
-    match rules.groups.get(g as usize)?.kind {
-        GroupKind::Detector(d) => Some(d),
-        _ => None,
-    }
-}
