@@ -206,13 +206,16 @@ impl Pipeline {
             product: c.product.as_deref(),
         };
         let mut verdict = classify(&rules, scratch, input);
-        let (observed, _) =
+        let (observed, tracked) =
             self.signals
                 .observe(&c.room, &c.user.id, &c.text, &scratch.norm.text, now_ms, || {
                     self.metrics.room_counter(&c.room, format.as_str())
                 });
         if let Some(counter) = &observed.counter {
             counter.inc();
+        }
+        if !tracked {
+            self.metrics.untracked_users.inc();
         }
         if c.signals.is_moderator == Some(true) {
             self.metrics.exempt.inc();
