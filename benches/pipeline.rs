@@ -418,6 +418,17 @@ async fn run_once(plan: Plan) -> Outcome {
             &format!("ws://{fire_addr}/"),
             Format::Canonical,
         )],
+        // A fresh database per run, on the real disk (the store is part of the latency).
+        store: liveguard::store::StoreConfig {
+            path: Some(
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-state")).join(format!(
+                    "pipeline-{}-{}.db",
+                    std::process::id(),
+                    pipeline_now_ns()
+                )),
+            ),
+            ..liveguard::store::StoreConfig::default()
+        },
         ..Config::default()
     };
     let daemon = liveguard::daemon::start(cfg).await.expect("daemon starts");
@@ -681,7 +692,7 @@ async fn subscribe(
             _ = &mut stop => break,
             m = hub.recv(), if hub_open => {
                 match m {
-                    Ok(m) if !m.update => {
+                    Ok(m) if m.kind == liveguard::alerts::MsgKind::Alert => {
                         let now = base.elapsed().as_nanos() as u64 + 1;
                         if let Some((_, lat)) = timing(&m.json, &stamps, now, warm_n) {
                             seen.hub.push(lat);
@@ -808,4 +819,10 @@ fn process_cpu() -> u64 {
 
 fn clock_ticks() -> f64 {
     100.0
+}
+
+fn pipeline_now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

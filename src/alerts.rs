@@ -1,20 +1,30 @@
 //! Stage 6, alerts: a classified comment worth attention becomes an [`Alert`]; the [`Hub`]
-//! gives it a monotonic sequence number, keeps the recent ones in a ring for replay
-//! (`since=SEQ`), and fans it out to subscribers over a bounded broadcast. Each alert is
-//! serialized once, whatever the number of subscribers. Updates (a repeat counted, a brigade
-//! grown, a platform deletion) go out as `update` messages with the same sequence number.
+//! gives it a monotonic sequence number and hands it to the store's writer, which commits it
+//! to SQLite and only then fans it out to subscribers over a bounded broadcast (each message
+//! serialized once, whatever the number of subscribers). Updates (a repeat counted, a brigade
+//! grown, a deletion, a console action, a reminder) take the same path, in order, as `update`
+//! messages with the same sequence number. Complaints open a [`Ticket`].
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
-use serde::Serialize;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::classify::Verdict;
 use crate::ingest::User;
+use crate::metrics::Metrics;
+use crate::store::writer::{Cmd, Failed};
+use crate::store::{StoreConfig, StoreError};
+use crate::taxonomy::Class;
+use crate::tickets::{Ticket, TicketConfig};
 
 /// What produced an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// One comment's verdict.
@@ -46,7 +56,7 @@ impl AlertKind {
 }
 
 /// Where an alert stands with the floor manager.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// Nobody has acted yet.
@@ -59,12 +69,28 @@ pub enum AlertStatus {
     Muted,
     /// Dismissed as a false positive (feedback for the rules).
     Dismissed,
+    /// The complaint's ticket was resolved (refund, exchange or otherwise).
+    Resolved,
+}
+
+impl AlertStatus {
+    /// The snake_case name (as stored).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invited => "invited",
+            Self::Scripted => "scripted",
+            Self::Muted => "muted",
+            Self::Dismissed => "dismissed",
+            Self::Resolved => "resolved",
+        }
+    }
 }
 
 /// One thing a floor manager did with an alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
-    /// `invite`, `send_script`, `mute` or `dismiss`.
+    /// `invite`, `send_script`, `mute`, `dismiss` or `resolve`.
     pub action: String,
     /// Who (the console's operator name).
     pub by: String,
@@ -72,12 +98,13 @@ pub struct ActionRecord {
     pub at_ms: u64,
     /// The script used (send_script), as edited.
     pub script: Option<String>,
-    /// Which script: `refund` (方案A), `exchange` (方案B), `explain`, `private`, `suggested`.
+    /// Which script: `refund` (方案A), `exchange` (方案B), `explain`, `private`, `suggested`;
+    /// for `resolve`, the outcome: `refund`, `exchange` or `other`.
     pub choice: Option<String>,
 }
 
 /// What the floor manager sees.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Monotonic sequence number (set by the hub).
     pub seq: u64,
@@ -121,6 +148,9 @@ pub struct Alert {
     pub classified_ms: u64,
     /// Last change, ms since the epoch.
     pub updated_ms: u64,
+    /// The complaint's ticket (complaints only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Ticket>,
 }
 
 impl Alert {
@@ -154,8 +184,25 @@ impl Alert {
             received_ms: now_ms,
             classified_ms: now_ms,
             updated_ms: now_ms,
+            ticket: None,
         }
     }
+
+    /// Whether this alert opens a ticket: a buyer's complaint (not a signal or ops alert).
+    pub fn wants_ticket(&self) -> bool {
+        self.verdict.class == Class::Complaint && matches!(self.kind, AlertKind::Comment | AlertKind::Split)
+    }
+}
+
+/// What a message on the alert socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgKind {
+    /// A new alert.
+    Alert,
+    /// A change to an alert sent before (same `seq`).
+    Update,
+    /// A ticket nearing or past a deadline.
+    Reminder,
 }
 
 /// One message on the alert socket, serialized once.
@@ -165,204 +212,317 @@ pub struct HubMsg {
     pub room: Arc<str>,
     /// Sequence number of the alert.
     pub seq: u64,
-    /// An update of an alert sent before (same `seq`).
-    pub update: bool,
-    /// The alert as sent.
+    /// New, update or reminder.
+    pub kind: MsgKind,
+    /// The alert as committed.
     pub alert: Arc<Alert>,
-    /// `{"type":"alert"|"update", …alert}`.
+    /// `{"type":"alert"|"update"|"reminder", …}`.
     pub json: Arc<str>,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Wire<'a> {
-    Alert(&'a Alert),
-    Update(&'a Alert),
-}
-
-/// Serializes an alert as an `alert` message (for replay).
-pub fn alert_json(a: &Alert) -> String {
-    serde_json::to_string(&Wire::Alert(a)).unwrap_or_default()
-}
-
-struct Ring {
-    next_seq: u64,
-    alerts: VecDeque<Arc<Alert>>,
+/// Wraps a stored alert body (`{…}`) as a socket message of `kind` (`alert`, `update`).
+pub fn wire(kind: &str, body: &str) -> String {
+    let rest = body.strip_prefix('{').unwrap_or(body);
+    let sep = if rest.starts_with('}') { "" } else { "," };
+    format!(r#"{{"type":"{kind}"{sep}{rest}"#)
 }
 
 /// Why [`Hub::try_update`] changed nothing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TryUpdate<E> {
-    /// No such alert in memory (never published, or evicted from the ring).
+    /// No such alert (never published, or pruned).
     NotFound,
     /// The change refused itself.
     Refused(E),
+    /// The store could not be reached (shutting down).
+    Unavailable,
 }
 
-/// Sequence numbers, the replay ring and the fan-out.
+struct Submit {
+    next_seq: u64,
+    tx: Option<mpsc::SyncSender<Cmd>>,
+}
+
+/// State the writer thread shares with the hub.
+#[derive(Debug)]
+pub struct Shared {
+    /// The last committed (announced) sequence number.
+    pub committed: AtomicU64,
+    /// Active tickets by (room, user): where the buyer's later comments go.
+    pub open_tickets: DashMap<u64, u64>,
+    /// The fan-out.
+    pub tx: broadcast::Sender<Arc<HubMsg>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The key of a (room, user) pair in the open-ticket map.
+pub fn room_user_key(room: &str, user: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (room, user).hash(&mut h);
+    h.finish()
+}
+
+/// Sequence numbers, the way into the store and the fan-out.
 ///
-/// A `std::sync::Mutex` guards the ring: every section is short and never awaits.
+/// `publish` and `update` never wait for the disk: they queue the change for the writer (in
+/// sequence order, under a short lock) and return. When the writer's queue is full they wait,
+/// which slows the workers, which makes the intake shed neutral comments: alerts are not lost.
 pub struct Hub {
-    ring: Mutex<Ring>,
-    cap: usize,
-    tx: broadcast::Sender<Arc<HubMsg>>,
+    submit: Mutex<Submit>,
+    shared: Arc<Shared>,
+    tickets: TicketConfig,
+    path: PathBuf,
+    reader: Mutex<Option<rusqlite::Connection>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("cap", &self.cap)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
 impl Hub {
-    /// A hub keeping `ring_cap` recent alerts for replay and buffering `fanout_cap` messages
-    /// per subscriber before a slow one is told it lagged.
-    pub fn new(ring_cap: usize, fanout_cap: usize) -> Self {
+    /// Opens (or creates) the store, loads what is still live (recent alerts, active tickets),
+    /// and starts the writer thread. `fanout_cap` messages are buffered per subscriber before a
+    /// slow one is told it lagged.
+    pub fn open(
+        store: &StoreConfig,
+        tickets: TicketConfig,
+        fanout_cap: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, StoreError> {
+        let path = store.db_path();
+        let conn = crate::store::open_writer(&path, store.durability)?;
+        let last = crate::store::max_seq(&conn)?;
         let (tx, _) = broadcast::channel(fanout_cap.max(1));
-        Self {
-            ring: Mutex::new(Ring {
-                next_seq: 1,
-                alerts: VecDeque::with_capacity(ring_cap.min(1 << 16)),
-            }),
-            cap: ring_cap.max(1),
+        let shared = Arc::new(Shared {
+            committed: AtomicU64::new(last),
+            open_tickets: DashMap::new(),
             tx,
+            metrics,
+        });
+        let (cmd_tx, cmd_rx) = mpsc::sync_channel(store.queue.max(1));
+        let writer = crate::store::writer::Writer::new(conn, shared.clone(), tickets.clone(), store)?;
+        let handle = std::thread::Builder::new()
+            .name("liveguard-store".into())
+            .spawn(move || writer.run(&cmd_rx))
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                detail: format!("cannot start the writer thread: {e}"),
+            })?;
+        tracing::info!(path = %path.display(), last_seq = last, "state database open");
+        Ok(Arc::new(Self {
+            submit: Mutex::new(Submit {
+                next_seq: last + 1,
+                tx: Some(cmd_tx),
+            }),
+            shared,
+            tickets,
+            path,
+            reader: Mutex::new(None),
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, make: impl FnOnce(&mut u64) -> Cmd) -> bool {
+        // A panic under this lock leaves a consistent counter, so a poisoned lock is usable.
+        let mut s = self.submit.lock().unwrap_or_else(|p| p.into_inner());
+        let cmd = make(&mut s.next_seq);
+        // Sent under the lock so the writer sees changes in sequence order; waits when the
+        // writer is behind (back-pressure, see the type's doc).
+        match s.tx.as_ref().map(|tx| tx.send(cmd)) {
+            Some(Ok(())) => true,
+            _ => {
+                self.shared.metrics.store_rejected.inc();
+                tracing::error!("alert store closed: change dropped");
+                false
+            }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
-        // A panic while holding the lock cannot leave the ring inconsistent (every section
-        // is a push, a pop or a replace), so a poisoned lock is still usable.
-        self.ring.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Gives `alert` the next sequence number, keeps it for replay and sends it out.
+    /// Gives `alert` the next sequence number (and a ticket, for a complaint) and queues it;
+    /// subscribers hear of it once it is committed.
     pub fn publish(&self, mut alert: Alert) -> u64 {
-        let mut ring = self.lock();
-        let seq = ring.next_seq;
-        ring.next_seq += 1;
-        alert.seq = seq;
-        let json: Arc<str> = Arc::from(serde_json::to_string(&Wire::Alert(&alert)).unwrap_or_default());
-        let room: Arc<str> = Arc::from(alert.room.as_str());
-        let alert = Arc::new(alert);
-        ring.alerts.push_back(alert.clone());
-        while ring.alerts.len() > self.cap {
-            ring.alerts.pop_front();
+        let mut seq = 0;
+        if alert.wants_ticket() && alert.ticket.is_none() {
+            alert.ticket = Some(Ticket::open(
+                alert.classified_ms,
+                self.tickets.for_room(&alert.room),
+            ));
         }
-        // Sent under the lock so subscribers see sequence numbers in order.
-        let _ = self.tx.send(Arc::new(HubMsg {
-            room,
-            seq,
-            update: false,
-            alert,
-            json,
-        }));
+        self.send(|next| {
+            seq = *next;
+            *next += 1;
+            alert.seq = seq;
+            if alert.ticket.is_some() {
+                self.shared
+                    .open_tickets
+                    .insert(room_user_key(&alert.room, &alert.user.id), seq);
+            }
+            Cmd::Publish(Box::new(alert))
+        });
         seq
     }
 
-    /// Changes alert `seq` (if still in the ring) and sends an `update`.
-    pub fn update(&self, seq: u64, now_ms: u64, change: impl FnOnce(&mut Alert)) -> bool {
-        self.try_update::<std::convert::Infallible>(seq, now_ms, |a| {
-            change(a);
-            Ok(())
-        })
-        .is_ok()
+    /// Queues a change to alert `seq`.
+    pub fn update(&self, seq: u64, now_ms: u64, change: impl FnOnce(&mut Alert) + Send + 'static) {
+        self.send(|_| Cmd::Update {
+            seq,
+            now_ms,
+            change: Box::new(move |a| {
+                change(a);
+                true
+            }),
+            reply: None,
+        });
     }
 
-    /// Changes alert `seq` only if `change` accepts it (it sees the alert under the hub's lock,
-    /// so two consoles acting at once cannot both pass a check); sends an `update` on success.
-    pub fn try_update<E>(
+    /// Changes alert `seq` only if `change` accepts it (the writer applies changes one at a
+    /// time, so two consoles acting at once cannot both pass a check). Resolves once the change
+    /// is committed and sent out.
+    pub async fn try_update<E: Send + 'static>(
         &self,
         seq: u64,
         now_ms: u64,
-        change: impl FnOnce(&mut Alert) -> Result<(), E>,
+        change: impl FnOnce(&mut Alert) -> Result<(), E> + Send + 'static,
     ) -> Result<Arc<Alert>, TryUpdate<E>> {
-        let mut ring = self.lock();
-        let first = ring.alerts.front().map(|a| a.seq).ok_or(TryUpdate::NotFound)?;
-        let idx = seq.checked_sub(first).ok_or(TryUpdate::NotFound)? as usize;
-        let slot = ring.alerts.get_mut(idx).ok_or(TryUpdate::NotFound)?;
-        let mut draft = Alert::clone(slot);
-        change(&mut draft).map_err(TryUpdate::Refused)?;
-        draft.updated_ms = now_ms;
-        let json: Arc<str> = Arc::from(serde_json::to_string(&Wire::Update(&draft)).unwrap_or_default());
-        let room: Arc<str> = Arc::from(draft.room.as_str());
-        let updated = Arc::new(draft);
-        *slot = updated.clone();
-        let _ = self.tx.send(Arc::new(HubMsg {
-            room,
+        let refusal: Arc<Mutex<Option<E>>> = Arc::new(Mutex::new(None));
+        let slot = refusal.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.send(|_| Cmd::Update {
             seq,
-            update: true,
-            alert: updated.clone(),
-            json,
-        }));
-        Ok(updated)
+            now_ms,
+            change: Box::new(move |a| match change(a) {
+                Ok(()) => true,
+                Err(e) => {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    false
+                }
+            }),
+            reply: Some(tx),
+        });
+        if !sent {
+            return Err(TryUpdate::Unavailable);
+        }
+        match rx.await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(Failed::NotFound)) => Err(TryUpdate::NotFound),
+            Ok(Err(Failed::Refused)) => refusal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .map_or(Err(TryUpdate::Unavailable), |e| Err(TryUpdate::Refused(e))),
+            Err(_) => Err(TryUpdate::Unavailable),
+        }
     }
 
-    /// Marks retracted every alert in the ring that involves one of `msg_ids`, or any user of
-    /// `user_ids` (in `room`, when given). Returns how many were retracted.
-    pub fn retract(&self, room: Option<&str>, msg_ids: &[String], user_ids: &[String], now_ms: u64) -> usize {
-        let seqs: Vec<u64> = self
-            .lock()
-            .alerts
-            .iter()
-            .filter(|a| !a.retracted && room.is_none_or(|r| r == a.room))
-            .filter(|a| {
-                a.msg_ids.iter().any(|m| msg_ids.contains(m))
-                    || user_ids.contains(&a.user.id)
-                    || (a.kind != AlertKind::Brigade && a.users.iter().any(|u| user_ids.contains(u)))
-            })
-            .map(|a| a.seq)
-            .collect();
-        seqs.iter()
-            .filter(|&&s| self.update(s, now_ms, |a| a.retracted = true))
-            .count()
+    /// Marks retracted every recent alert that involves one of `msg_ids`, or any user of
+    /// `user_ids` (in `room`, when given).
+    pub fn retract(&self, room: Option<&str>, msg_ids: &[String], user_ids: &[String], now_ms: u64) {
+        let (room, msg_ids, user_ids) = (room.map(str::to_string), msg_ids.to_vec(), user_ids.to_vec());
+        self.send(|_| Cmd::Retract {
+            room,
+            msg_ids,
+            user_ids,
+            now_ms,
+        });
     }
 
-    /// Alerts after `since` (in `room`, when given), oldest first, as kept in the ring.
-    pub fn since(&self, since: u64, room: Option<&str>) -> Vec<Arc<Alert>> {
-        self.lock()
-            .alerts
-            .iter()
-            .filter(|a| a.seq > since && room.is_none_or(|r| r == a.room))
-            .cloned()
-            .collect()
+    /// Checks ticket deadlines as of `now_ms`: reminders go out, breaches are recorded.
+    pub fn tick(&self, now_ms: u64) {
+        self.send(|_| Cmd::Tick(now_ms));
     }
 
-    /// The newest `limit` alerts (in `room`, when given), newest first.
-    pub fn recent(&self, limit: usize, room: Option<&str>) -> Vec<Arc<Alert>> {
-        self.lock()
-            .alerts
-            .iter()
-            .rev()
-            .filter(|a| room.is_none_or(|r| r == a.room))
-            .take(limit)
-            .cloned()
-            .collect()
+    /// Resolves once everything queued before it is committed and sent out.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.send(|_| Cmd::Flush(tx)) {
+            let _ = rx.await;
+        }
     }
 
-    /// One alert by sequence number, if still in the ring.
-    pub fn get(&self, seq: u64) -> Option<Arc<Alert>> {
-        let ring = self.lock();
-        let first = ring.alerts.front()?.seq;
-        ring.alerts.get(seq.checked_sub(first)? as usize).cloned()
+    /// Stops the writer after it has committed everything queued, and waits for it.
+    /// Blocking: call it from a blocking context.
+    pub fn close(&self) {
+        self.submit.lock().unwrap_or_else(|p| p.into_inner()).tx = None;
+        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if h.join().is_err() {
+                tracing::error!("alert store writer panicked");
+            }
+        }
     }
 
-    /// The last sequence number handed out (0 before the first alert).
+    /// The active ticket of `user` in `room`, if any.
+    pub fn open_ticket(&self, room: &str, user: &str) -> Option<u64> {
+        self.shared
+            .open_tickets
+            .get(&room_user_key(room, user))
+            .map(|s| *s)
+    }
+
+    /// Runs `f` on the store's read connection (opened on first use). Blocking.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(crate::store::open_reader(&self.path)?);
+        }
+        match guard.as_ref() {
+            Some(conn) => f(conn),
+            None => Err(StoreError::Open {
+                path: self.path.display().to_string(),
+                detail: "no read connection".into(),
+            }),
+        }
+    }
+
+    /// Committed alerts after `since` (in `room`, when given), oldest first, at most `limit`,
+    /// as `(seq, stored JSON)`. Blocking.
+    pub fn since(
+        &self,
+        since: u64,
+        room: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        self.read(|c| crate::store::since(c, since, room, limit))
+    }
+
+    /// The newest `limit` committed alerts (in `room`, when given), newest first. Blocking.
+    pub fn recent(&self, limit: usize, room: Option<&str>) -> Result<Vec<(u64, String)>, StoreError> {
+        self.read(|c| crate::store::recent(c, limit, room))
+    }
+
+    /// One committed alert. Blocking.
+    pub fn get(&self, seq: u64) -> Result<Option<Alert>, StoreError> {
+        self.read(|c| crate::store::get(c, seq))
+    }
+
+    /// The last sequence number committed and announced (0 before the first alert).
     pub fn last_seq(&self) -> u64 {
-        self.lock().next_seq - 1
+        self.shared.committed.load(Ordering::SeqCst)
     }
 
-    /// A receiver of every message published from now on.
+    /// A receiver of every message sent from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubMsg>> {
-        self.tx.subscribe()
+        self.shared.tx.subscribe()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taxonomy::{Action, Class, Lang, Topic};
+    use crate::taxonomy::{Action, Lang, Topic};
 
     fn alert(room: &str, msg: &str) -> Alert {
         let verdict = Verdict {
@@ -384,26 +544,28 @@ mod tests {
         a
     }
 
-    #[test]
-    fn sequence_replay_update_retract() {
-        let hub = Hub::new(3, 16);
+    fn open(dir: &std::path::Path) -> Arc<Hub> {
+        let cfg = StoreConfig {
+            path: Some(dir.join("t.db")),
+            hot_alerts: 2,
+            ..StoreConfig::default()
+        };
+        Hub::open(&cfg, TicketConfig::default(), 16, Arc::new(Metrics::new())).expect("store opens")
+    }
+
+    #[tokio::test]
+    async fn committed_before_announced_updates_in_order_and_seq_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = open(dir.path());
         let mut rx = hub.subscribe();
         for i in 0..4 {
             hub.publish(alert(if i % 2 == 0 { "a" } else { "b" }, &format!("m{i}")));
         }
+        // Seq 1 is no longer in the writer's memory (2 hot alerts): read back to update.
+        hub.update(1, 9, |a| a.count = 5);
+        hub.retract(Some("b"), &["m3".into()], &[], 10);
+        hub.flush().await;
         assert_eq!(hub.last_seq(), 4);
-        let seqs: Vec<u64> = hub.since(0, None).iter().map(|a| a.seq).collect();
-        assert_eq!(seqs, [2, 3, 4], "the ring keeps the newest three");
-        let room_a: Vec<u64> = hub.since(2, Some("a")).iter().map(|a| a.seq).collect();
-        assert_eq!(room_a, [3]);
-        assert!(hub.update(3, 9, |a| a.count = 5));
-        assert_eq!(hub.get(3).map(|a| a.count), Some(5));
-        assert!(
-            !hub.update(1, 9, |a| a.count = 5),
-            "evicted alerts cannot be updated"
-        );
-        assert_eq!(hub.retract(Some("b"), &["m3".into()], &[], 10), 1);
-        assert_eq!(hub.get(4).map(|a| a.retracted), Some(true));
         let first = rx.try_recv().expect("published");
         assert_eq!(first.seq, 1);
         assert!(
@@ -411,5 +573,43 @@ mod tests {
             "{}",
             first.json
         );
+        // Every message a subscriber hears is already readable from the store.
+        let stored = hub.since(0, None, 100).expect("reads");
+        assert_eq!(stored.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let room_a: Vec<u64> = hub
+            .since(2, Some("a"), 100)
+            .expect("reads")
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(room_a, [3]);
+        assert_eq!(hub.get(1).expect("reads").map(|a| a.count), Some(5));
+        assert_eq!(hub.get(4).expect("reads").map(|a| a.retracted), Some(true));
+        let kinds: Vec<(u64, MsgKind)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| (m.seq, m.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (2, MsgKind::Alert),
+                (3, MsgKind::Alert),
+                (4, MsgKind::Alert),
+                (1, MsgKind::Update),
+                (4, MsgKind::Update)
+            ]
+        );
+        let refused = hub.try_update(2, 11, |_| Err::<(), _>("no")).await;
+        assert_eq!(refused.err(), Some(TryUpdate::Refused("no")));
+        let missing = hub.try_update(99, 11, |_| Ok::<(), ()>(())).await;
+        assert_eq!(missing.err(), Some(TryUpdate::NotFound));
+        hub.close();
+        drop(hub);
+
+        let hub = open(dir.path());
+        assert_eq!(hub.last_seq(), 4, "a restart knows where it was");
+        assert_eq!(hub.publish(alert("a", "m5")), 5, "and numbering continues");
+        hub.flush().await;
+        assert_eq!(hub.recent(1, None).expect("reads")[0].0, 5);
+        hub.close();
     }
 }

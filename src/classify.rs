@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::compile::{Detector, GroupKind, Role, RuleSet};
@@ -44,7 +44,7 @@ pub struct Input<'a> {
 }
 
 /// Why a verdict fired: a rule id and the span it matched in the ORIGINAL text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Rule or group id (`detector:phone` for built-ins).
     pub rule: Arc<str>,
@@ -57,7 +57,7 @@ pub struct Evidence {
 }
 
 /// The classifier's answer for one comment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// complaint, attack or neutral.
     pub class: Class,

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use crate::ingest::client::SourceConfig;
 use crate::rules::file::line_of;
 use crate::signals::SignalConfig;
+use crate::store::StoreConfig;
+use crate::tickets::TicketConfig;
 
 /// The daemon's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,8 +24,6 @@ pub struct Config {
     pub workers: usize,
     /// Comments queued per worker before neutrals are shed.
     pub queue_capacity: usize,
-    /// Alerts kept in memory for replay (`since=`) and `/api/alerts`.
-    pub ring_capacity: usize,
     /// Messages buffered per alert subscriber before it is told it lagged.
     pub fanout_capacity: usize,
     /// Message ids remembered for de-duplication (ms).
@@ -33,8 +33,6 @@ pub struct Config {
     pub dedupe_max_ids: usize,
     /// How often idle state is swept and silence checked (ms).
     pub sweep_interval_ms: u64,
-    /// Promised response time shown as a timer on open complaints in the console (ms).
-    pub console_response_ms: u64,
     /// Reload rules when files under the rules directory change (SIGHUP always reloads).
     pub watch_rules: bool,
     /// Rooms whose overlay shows invite prompts for strong complaints without a click.
@@ -44,6 +42,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// Room and user signal thresholds.
     pub signals: SignalConfig,
+    /// The alert store (`[store]`).
+    pub store: StoreConfig,
+    /// Ticket deadlines (`[tickets]`, `[tickets.rooms.ROOM]`).
+    pub tickets: TicketConfig,
 }
 
 impl Default for Config {
@@ -53,16 +55,16 @@ impl Default for Config {
             rules: PathBuf::from("rules"),
             workers: 2,
             queue_capacity: 8192,
-            ring_capacity: 10_000,
             fanout_capacity: 1024,
             dedupe_window_ms: 600_000,
             dedupe_max_ids: 2_000_000,
             sweep_interval_ms: 1_000,
-            console_response_ms: 7_200_000,
             watch_rules: true,
             overlay_auto_rooms: Vec::new(),
             sources: Vec::new(),
             signals: SignalConfig::default(),
+            store: StoreConfig::default(),
+            tickets: TicketConfig::default(),
         }
     }
 }
@@ -119,13 +121,16 @@ impl Config {
         for (name, v) in [
             ("workers", self.workers),
             ("queue_capacity", self.queue_capacity),
-            ("ring_capacity", self.ring_capacity),
             ("fanout_capacity", self.fanout_capacity),
+            ("store.batch_max", self.store.batch_max),
+            ("store.hot_alerts", self.store.hot_alerts),
+            ("store.queue", self.store.queue),
         ] {
             if v == 0 {
                 out.push(format!("{name}: must be at least 1"));
             }
         }
+        out.extend(self.tickets.check());
         out
     }
 }

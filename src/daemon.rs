@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::alerts::Hub;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::ingest::client;
 use crate::metrics::Metrics;
@@ -37,6 +38,9 @@ pub enum StartError {
     /// The configuration is inconsistent.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// The state database cannot be used.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A running daemon.
@@ -56,8 +60,14 @@ pub struct Daemon {
     others: Vec<JoinHandle<()>>,
 }
 
-/// Starts everything; returns once the server is listening.
+/// Starts everything on the wall clock; returns once the server is listening.
 pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
+    start_with_clock(cfg, crate::clock::system()).await
+}
+
+/// Starts everything reading time from `clock` (tests move a manual clock to reach ticket
+/// deadlines); returns once the server is listening.
+pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daemon, StartError> {
     let problems = cfg.check();
     if !problems.is_empty() {
         return Err(StartError::Config(problems.join("; ")));
@@ -77,7 +87,12 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
-    let hub = Arc::new(Hub::new(cfg.ring_capacity, cfg.fanout_capacity));
+    let hub = Hub::open(
+        &cfg.store,
+        cfg.tickets.clone(),
+        cfg.fanout_capacity,
+        metrics.clone(),
+    )?;
     let pipeline = Arc::new(Pipeline::new(
         rules.clone(),
         Signals::new(cfg.signals.clone()),
@@ -94,7 +109,7 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         .into_iter()
         .enumerate()
         .map(|(i, mut rx)| {
-            let pipeline = pipeline.clone();
+            let (pipeline, clock) = (pipeline.clone(), clock.clone());
             let (dedupe_window_ms, dedupe_max_ids) =
                 (cfg.dedupe_window_ms, cfg.dedupe_max_ids / cfg.workers.max(1));
             tokio::spawn(async move {
@@ -103,7 +118,7 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
                 let mut batch = Vec::with_capacity(64);
                 // Ends when every sender is gone: after shutdown, once the queue is drained.
                 while rx.recv_many(&mut batch, 64).await > 0 {
-                    let now = now_ms();
+                    let now = clock.now_ms();
                     for item in batch.drain(..) {
                         pipeline.handle(&mut state, item, now);
                     }
@@ -127,7 +142,7 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         .collect();
 
     let sweeper = {
-        let (pipeline, intake, metrics) = (pipeline, intake.clone(), metrics.clone());
+        let (pipeline, intake, metrics, clock) = (pipeline, intake.clone(), metrics.clone(), clock.clone());
         let mut shutdown = trigger.subscribe();
         let every = Duration::from_millis(cfg.sweep_interval_ms.max(10));
         tokio::spawn(async move {
@@ -136,7 +151,9 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tick.tick() => {
-                        pipeline.sweep(now_ms());
+                        let now = clock.now_ms();
+                        pipeline.sweep(now);
+                        pipeline.hub.tick(now);
                         metrics.queue_depth.set(intake.depth() as i64);
                     }
                 }
@@ -155,8 +172,9 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
         shutdown: shutdown.clone(),
         overlay,
         console: server::ConsoleSettings {
-            response_ms: cfg.console_response_ms,
+            response_ms: cfg.tickets.default.respond_ms,
         },
+        clock: clock.clone(),
         reload: reload_status,
     };
     let app = server::router(state);
@@ -276,7 +294,7 @@ fn spawn_auto_overlay(
             tokio::select! {
                 _ = shutdown.wait() => break,
                 m = alerts.recv() => match m {
-                    Ok(m) if !m.update && rooms.iter().any(|r| *r == *m.room)
+                    Ok(m) if m.kind == crate::alerts::MsgKind::Alert && rooms.iter().any(|r| *r == *m.room)
                         && m.alert.verdict.action == crate::taxonomy::Action::InviteCostream
                         && !m.alert.backlog => {
                         if let Some(p) = server::actions::prompt_for(&m.alert, "invite", now_ms()) {
@@ -305,6 +323,9 @@ impl Daemon {
         for h in self.others {
             let _ = tokio::time::timeout(grace, h).await;
         }
+        // Everything queued for the store is committed before the process goes.
+        let hub = self.hub.clone();
+        let _ = tokio::task::spawn_blocking(move || hub.close()).await;
         tracing::info!("stopped");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod classify;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 
@@ -25,4 +26,6 @@ pub mod server;
 pub mod shutdown;
 pub mod signals;
 pub mod simulate;
+pub mod store;
 pub mod taxonomy;
+pub mod tickets;

@@ -106,6 +106,20 @@ pub struct Metrics {
     pub classify_seconds: Histogram,
     /// Time from a frame's arrival to its alert's publication, seconds.
     pub alert_latency_seconds: Histogram,
+    /// Store transactions committed.
+    pub store_commits: Counter,
+    /// Alert versions written to the store.
+    pub store_writes: Counter,
+    /// Store transactions that failed (retried).
+    pub store_errors: Counter,
+    /// Changes refused because the store was closed.
+    pub store_rejected: Counter,
+    /// Time to write and commit one batch, seconds.
+    pub store_commit_seconds: Histogram,
+    /// Alerts pruned by retention.
+    pub store_pruned: Counter,
+    /// Ticket reminders sent, per stage (`nearing`, `overdue`: a breach).
+    reminders: Family<Kind, Counter>,
 }
 
 impl Default for Metrics {
@@ -252,6 +266,32 @@ impl Metrics {
             "Frame arrival to alert publication",
             alert_latency_seconds.clone(),
         );
+        let store_commits = mk(&mut registry, "store_commits", "Store transactions committed");
+        let store_writes = mk(
+            &mut registry,
+            "store_writes",
+            "Alert versions written to the store",
+        );
+        let store_errors = mk(
+            &mut registry,
+            "store_errors",
+            "Store transactions that failed (retried)",
+        );
+        let store_rejected = mk(&mut registry, "store_rejected", "Changes refused: store closed");
+        let store_pruned = mk(&mut registry, "store_pruned", "Alerts pruned by retention");
+        // 10 µs .. ~5 s
+        let store_commit_seconds = Histogram::new(exponential_buckets(1e-5, 2.0, 20));
+        registry.register(
+            "store_commit_seconds",
+            "Time to write and commit one batch of alert changes",
+            store_commit_seconds.clone(),
+        );
+        let reminders = Family::<Kind, Counter>::default();
+        registry.register(
+            "ticket_reminders",
+            "Ticket reminders sent, per stage (overdue = a breached promise)",
+            reminders.clone(),
+        );
         let topic_counters = Topic::ALL
             .iter()
             .map(|t| {
@@ -300,6 +340,13 @@ impl Metrics {
             untracked_users,
             classify_seconds,
             alert_latency_seconds,
+            store_commits,
+            store_writes,
+            store_errors,
+            store_rejected,
+            store_commit_seconds,
+            store_pruned,
+            reminders,
         }
     }
 
@@ -391,6 +438,11 @@ impl Metrics {
         self.dismissed
             .get_or_create(&RuleLabel { rule: rule.into() })
             .inc();
+    }
+
+    /// Counts a ticket reminder of `stage`.
+    pub fn reminder(&self, stage: &str) {
+        self.reminders.get_or_create(&Kind { kind: stage.into() }).inc();
     }
 
     /// Prometheus text exposition.

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::signals::{Route, Signals};
 use crate::taxonomy::{Action, Class, Lang, Topic};
+use crate::tickets::Followup;
 
 /// A comment whose platform time is this much older than its connection is backlog.
 pub const BACKLOG_GRACE_MS: u64 = 2_000;
@@ -153,8 +154,7 @@ impl Pipeline {
                 msg_ids,
                 user_ids,
             } => {
-                let n = self.hub.retract(room.as_deref(), &msg_ids, &user_ids, now_ms);
-                self.metrics.retracted.inc_by(n as u64);
+                self.hub.retract(room.as_deref(), &msg_ids, &user_ids, now_ms);
             }
             Event::Ignored(kind) => self.metrics.ignored(&kind),
         }
@@ -196,6 +196,19 @@ impl Pipeline {
         // user and msg_id on everything logged while this comment is handled.
         let _span =
             tracing::debug_span!("comment", room = %c.room, user = %c.user.id, msg_id = %c.msg_id).entered();
+        // The buyer of an active ticket: every later comment in the room goes on the ticket.
+        if let Some(seq) = self.hub.open_ticket(&c.room, &c.user.id) {
+            let f = Followup {
+                msg_id: c.msg_id.clone(),
+                text: c.text.clone(),
+                at_ms: now_ms,
+            };
+            self.hub.update(seq, now_ms, move |a| {
+                if let Some(t) = &mut a.ticket {
+                    t.follow(f);
+                }
+            });
+        }
         let scratch = &mut worker.scratch;
         let rules = self.rules.load();
         let started = Instant::now();
@@ -324,27 +337,29 @@ impl Pipeline {
         let routed = match self.signals.route(&room, &user, topic, attack_text, now) {
             Route::New => false,
             Route::Repeat(seq) => {
-                let done = self.hub.update(seq, now, |a| {
+                self.hub.update(seq, now, move |a| {
                     a.count += 1;
-                    a.msg_ids.push(msg_id.clone());
+                    a.msg_ids.push(msg_id);
                 });
-                if done {
-                    self.signals.touched(&room, &user, seq, now);
-                }
-                done
+                self.signals.touched(&room, &user, seq, now);
+                true
             }
-            Route::Cluster { seq, brigade, .. } => self.hub.update(seq, now, |a| {
-                a.count += 1;
-                a.msg_ids.push(msg_id.clone());
-                if !a.users.contains(&user) {
-                    a.users.push(user.clone());
-                }
-                if brigade && a.kind != AlertKind::Brigade {
-                    a.kind = AlertKind::Brigade;
-                    a.verdict.action = Action::MuteReview;
-                    tracing::info!(room = %a.room, user = %user, users = a.users.len(), "brigade");
-                }
-            }),
+            Route::Cluster { seq, brigade, .. } => {
+                let user = user.clone();
+                self.hub.update(seq, now, move |a| {
+                    a.count += 1;
+                    a.msg_ids.push(msg_id);
+                    if !a.users.contains(&user) {
+                        a.users.push(user.clone());
+                    }
+                    if brigade && a.kind != AlertKind::Brigade {
+                        a.kind = AlertKind::Brigade;
+                        a.verdict.action = Action::MuteReview;
+                        tracing::info!(room = %a.room, user = %user, users = a.users.len(), "brigade");
+                    }
+                });
+                true
+            }
         };
         if !routed {
             let kind = alert.kind;

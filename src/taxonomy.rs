@@ -1,10 +1,10 @@
 //! The fixed vocabulary shared by rule files and verdicts: classes, topics, actions and
 //! script languages. Rule files name them as snake_case strings; unknown names are errors.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a comment is, for the people running the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// A genuine buyer complaint: worth a public save on mic.
@@ -39,7 +39,7 @@ impl Class {
 macro_rules! topics {
     ($($(#[$doc:meta])* $variant:ident = $name:literal : $class:ident),* $(,)?) => {
         /// What a complaint or an attack is about.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
         #[serde(rename_all = "snake_case")]
         pub enum Topic { $($(#[$doc])* $variant),* }
 
@@ -95,7 +95,7 @@ topics! {
 }
 
 /// What the floor manager should do with a comment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A genuine complaint worth a public save: invite the buyer to co-stream.
@@ -136,7 +136,7 @@ impl Action {
 }
 
 /// The language of a script (and of the comment it answers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lang {
     /// Chinese.

@@ -403,6 +403,7 @@ async fn sigterm_stops_the_real_binary_gracefully() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
         .args(["run", "--source", &fh.url(), "--listen", "127.0.0.1:0", "--rules"])
         .arg(crate::util::repo().join("rules"))
+        .env("LIVEGUARD_STATE_DIR", crate::util::state_dir())
         .env("RUST_LOG", "liveguard=info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())

@@ -52,6 +52,7 @@ async fn a_rule_change_under_live_traffic_loses_nothing_and_a_broken_one_keeps_t
         rules: rules.path().to_path_buf(),
         sources: vec![SourceConfig::new(&fh.url(), Format::Canonical)],
         signals: test_signals(),
+        store: crate::util::store(),
         ..Config::default()
     };
     let d = liveguard::daemon::start(cfg).await.expect("daemon starts");

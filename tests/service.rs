@@ -90,6 +90,7 @@ async fn ready_watchdog_reload_and_stop_over_sd_notify() {
         .arg(repo().join("rules"))
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "300000")
+        .env("LIVEGUARD_STATE_DIR", crate::util::state_dir())
         .env("RUST_LOG", "liveguard=info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())

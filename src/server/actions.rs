@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::alerts::{ActionRecord, Alert, AlertStatus, TryUpdate};
-use crate::pipeline::now_ms;
 use crate::taxonomy::{Class, Lang, Topic};
+use crate::tickets::TicketStatus;
 
 /// Longest script a console may send.
 pub const MAX_SCRIPT_CHARS: usize = 2_000;
@@ -23,10 +23,10 @@ pub const MAX_SCRIPT_CHARS: usize = 2_000;
 pub const MAX_BY_CHARS: usize = 64;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
-    /// `invite`, `send_script`, `mute` or `dismiss`.
+    /// `invite`, `send_script`, `mute`, `dismiss` or `resolve` (a complaint's ticket).
     pub action: String,
     /// Operator name (default `console`).
     #[serde(default)]
@@ -34,7 +34,8 @@ pub struct ActionRequest {
     /// The script text, for `send_script`.
     #[serde(default)]
     pub script: Option<String>,
-    /// Which script, for `send_script`: `refund`, `exchange`, `explain`, `private`, `suggested`.
+    /// Which script, for `send_script`: `refund`, `exchange`, `explain`, `private`, `suggested`;
+    /// the outcome, for `resolve`: `refund` (方案A), `exchange` (方案B) or `other`.
     #[serde(default)]
     pub choice: Option<String>,
 }
@@ -44,8 +45,10 @@ pub struct ActionRequest {
 pub enum ActionError {
     /// 400: the request is malformed.
     BadRequest(String),
-    /// 404: no such alert in memory.
+    /// 404: no such alert.
     NotFound(u64),
+    /// 503: the store is shutting down.
+    Unavailable,
     /// 409: someone already acted, or it was retracted.
     Conflict(String),
     /// 422: the action does not fit the alert (inviting an attacker on mic).
@@ -56,7 +59,11 @@ impl IntoResponse for ActionError {
     fn into_response(self) -> Response {
         let (code, msg) = match self {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            Self::NotFound(seq) => (StatusCode::NOT_FOUND, format!("no alert {seq} in memory")),
+            Self::NotFound(seq) => (StatusCode::NOT_FOUND, format!("no alert {seq}")),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the alert store is shutting down".to_string(),
+            ),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),
             Self::Unfit(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
         };
@@ -94,7 +101,7 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
             |r| format!("already handled: {} by {}", r.action, r.by),
         )
     };
-    if alert.retracted {
+    if alert.retracted && req.action != "resolve" {
         return Err(ActionError::Conflict("the platform deleted this comment".into()));
     }
     let (status, script, choice) = match req.action.as_str() {
@@ -133,7 +140,10 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
             if alert.actions.iter().any(|a| a.action == "send_script") {
                 return Err(ActionError::Conflict(already(alert)));
             }
-            if matches!(alert.status, AlertStatus::Dismissed | AlertStatus::Muted) {
+            if matches!(
+                alert.status,
+                AlertStatus::Dismissed | AlertStatus::Muted | AlertStatus::Resolved
+            ) {
                 return Err(ActionError::Conflict(already(alert)));
             }
             let status = if alert.status == AlertStatus::Invited {
@@ -146,7 +156,7 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
         "mute" => {
             if matches!(
                 alert.status,
-                AlertStatus::Muted | AlertStatus::Dismissed | AlertStatus::Invited
+                AlertStatus::Muted | AlertStatus::Dismissed | AlertStatus::Invited | AlertStatus::Resolved
             ) {
                 return Err(ActionError::Conflict(already(alert)));
             }
@@ -158,8 +168,47 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
             }
             (AlertStatus::Dismissed, None, None)
         }
+        "resolve" => {
+            let outcome = req.choice.as_deref().unwrap_or("");
+            let Some(closed) = TicketStatus::resolved(outcome) else {
+                return Err(ActionError::BadRequest(format!(
+                    "resolve needs choice \"refund\", \"exchange\" or \"other\", not {outcome:?}"
+                )));
+            };
+            let Some(t) = &alert.ticket else {
+                return Err(ActionError::Unfit(
+                    "only complaints have tickets to resolve".into(),
+                ));
+            };
+            if !t.status.is_active() {
+                return Err(ActionError::Conflict(format!(
+                    "ticket already {}",
+                    t.status.as_str()
+                )));
+            }
+            // Resolving works even after a deletion: the buyer still waits for the fix.
+            if let Some(t) = &mut alert.ticket {
+                t.close(closed, now_ms);
+            }
+            alert.status = AlertStatus::Resolved;
+            alert.actions.push(ActionRecord {
+                action: req.action.clone(),
+                by: by.to_string(),
+                at_ms: now_ms,
+                script: None,
+                choice: Some(outcome.to_string()),
+            });
+            return Ok(());
+        }
         other => return Err(ActionError::BadRequest(format!("unknown action {other:?}"))),
     };
+    if let Some(t) = &mut alert.ticket {
+        match status {
+            AlertStatus::Invited | AlertStatus::Scripted => t.respond(now_ms),
+            AlertStatus::Dismissed => t.close(TicketStatus::Dismissed, now_ms),
+            _ => {}
+        }
+    }
     alert.status = status;
     alert.actions.push(ActionRecord {
         action: req.action.clone(),
@@ -189,11 +238,17 @@ pub async fn post_action(
             "`by` longer than {MAX_BY_CHARS} chars"
         )));
     }
-    let now = now_ms();
-    let alert = match st.hub.try_update(seq, now, |a| apply(a, &req, by, now)) {
+    let now = st.clock.now_ms();
+    let (r, who) = (req.clone(), by.to_string());
+    let alert = match st
+        .hub
+        .try_update(seq, now, move |a| apply(a, &r, &who, now))
+        .await
+    {
         Ok(a) => a,
         Err(TryUpdate::NotFound) => return Err(ActionError::NotFound(seq)),
         Err(TryUpdate::Refused(e)) => return Err(e),
+        Err(TryUpdate::Unavailable) => return Err(ActionError::Unavailable),
     };
     st.metrics.console_action(&req.action);
     tracing::info!(seq, room = %alert.room, user = %alert.user.id, action = %req.action, by, "console action");

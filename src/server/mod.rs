@@ -24,7 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 pub mod actions;
 pub mod pages;
 
-use crate::alerts::{alert_json, Alert, Hub};
+use crate::alerts::{wire, Hub, MsgKind};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
@@ -46,6 +46,8 @@ pub struct AppState {
     pub console: ConsoleSettings,
     /// The last rules reload (the console shows a banner when it failed).
     pub reload: crate::reload::SharedStatus,
+    /// Time (injectable for tests).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// Settings the console page reads from `GET /api/console`.
@@ -147,18 +149,50 @@ async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn api_alerts(State(st): State<AppState>, Query(q): Query<AlertQuery>) -> Json<Vec<Arc<Alert>>> {
+/// Alerts replayed from the store per read (a subscriber catching up reads in pages).
+pub const REPLAY_PAGE: usize = 1_000;
+
+/// Runs a blocking store read off the async threads.
+async fn read<T: Send + 'static>(
+    hub: &Arc<Hub>,
+    f: impl FnOnce(&Hub) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let hub = hub.clone();
+    match tokio::task::spawn_blocking(move || f(&hub)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("store read failed: {e}")),
+    }
+}
+
+/// `GET /api/alerts?room=&since=&limit=`: from the store, as stored (the latest version of
+/// each alert). With `since`, oldest first; without, the newest first.
+async fn api_alerts(State(st): State<AppState>, Query(q): Query<AlertQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    let alerts = match q.since {
-        Some(since) => st
-            .hub
-            .since(since, q.room.as_deref())
-            .into_iter()
-            .take(limit)
-            .collect(),
-        None => st.hub.recent(limit, q.room.as_deref()),
+    let room = q.room.clone();
+    let rows = match q.since {
+        Some(since) => read(&st.hub, move |h| h.since(since, room.as_deref(), limit)).await,
+        None => read(&st.hub, move |h| h.recent(limit, room.as_deref())).await,
     };
-    Json(alerts)
+    match rows {
+        Ok(rows) => {
+            let mut body = String::with_capacity(rows.iter().map(|(_, b)| b.len() + 1).sum::<usize>() + 2);
+            body.push('[');
+            for (i, (_, b)) in rows.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(b);
+            }
+            body.push(']');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": e })),
+        )
+            .into_response(),
+    }
 }
 
 async fn ws_alerts(
@@ -195,11 +229,27 @@ async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
     let hello = serde_json::json!({ "type": "hello", "last_seq": last, "room": room }).to_string();
     let mut ok = send(&mut tx, hello).await;
     if let (true, Some(since)) = (ok, q.since) {
+        // Catch up from the store, a page at a time; the live stream (subscribed above)
+        // carries on from whatever the last page ended with.
         last = since;
-        for a in st.hub.since(since, room) {
-            last = last.max(a.seq);
-            if !send(&mut tx, alert_json(&a)).await {
-                ok = false;
+        'replay: loop {
+            let (r, from) = (q.room.clone(), last);
+            let page = match read(&st.hub, move |h| h.since(from, r.as_deref(), REPLAY_PAGE)).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "replay from the store failed");
+                    ok = false;
+                    break;
+                }
+            };
+            for (seq, body) in &page {
+                last = last.max(*seq);
+                if !send(&mut tx, wire("alert", body)).await {
+                    ok = false;
+                    break 'replay;
+                }
+            }
+            if page.len() < REPLAY_PAGE {
                 break;
             }
         }
@@ -217,10 +267,10 @@ async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
             incoming = rx_socket.next() => if client_closed(&incoming) { break },
             msg = live.recv() => match msg {
                 Ok(m) => {
-                    if room.is_some_and(|r| r != &*m.room) || (!m.update && m.seq <= last) {
+                    if room.is_some_and(|r| r != &*m.room) || (m.kind == MsgKind::Alert && m.seq <= last) {
                         continue;
                     }
-                    if !m.update {
+                    if m.kind == MsgKind::Alert {
                         last = m.seq;
                     }
                     if !send(&mut tx, m.json.to_string()).await {

@@ -137,6 +137,7 @@ pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon 
         sources: vec![source],
         signals,
         sweep_interval_ms: 50,
+        store: crate::util::store(),
         ..Config::default()
     };
     liveguard::daemon::start(cfg).await.expect("daemon starts")

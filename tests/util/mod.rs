@@ -166,10 +166,34 @@ pub fn label(v: &Verdict) -> String {
     }
 }
 
+/// A fresh state directory for one test (under cargo's per-target temp dir, never the
+/// user's own state).
+pub fn state_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "state-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a test state dir");
+    dir
+}
+
+/// A store in a fresh state directory.
+pub fn store() -> liveguard::store::StoreConfig {
+    liveguard::store::StoreConfig {
+        path: Some(state_dir().join("liveguard.db")),
+        ..liveguard::store::StoreConfig::default()
+    }
+}
+
 /// Runs the real binary with `args` in `cwd`, feeding `stdin`.
 pub fn run(cwd: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
         .args(args)
+        .env("LIVEGUARD_STATE_DIR", state_dir())
         .current_dir(cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

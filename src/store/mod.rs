@@ -1,0 +1,442 @@
+//! Stage 7, persist: the embedded SQLite store (WAL) behind the alert hub. Every alert is
+//! written here before anyone is told about it; complaint tickets, console actions, the
+//! buyer's follow-ups and reminders get their own tables so reports can query them. The
+//! [`writer`] thread owns the only write connection; readers (replay, the API, `report`) open
+//! their own, which WAL lets run beside it.
+
+pub mod insights;
+pub mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::Alert;
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory or file cannot be created, opened or written.
+    #[error("cannot open the state database {path}: {detail}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// What the OS or SQLite said.
+        detail: String,
+    },
+    /// The file is not a SQLite database, or is damaged.
+    #[error("the state database {path} is corrupt or not a liveguard database ({detail}); move it aside to start afresh")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// Written by a newer liveguard.
+    #[error(
+        "the state database {path} has schema version {found}, newer than this liveguard knows ({known})"
+    )]
+    TooNew {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: u32,
+        /// Ours.
+        known: u32,
+    },
+    /// A query failed.
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored alert does not parse.
+    #[error("state database: stored alert {seq} does not parse: {source}")]
+    Json {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a commit survives the process dying (kill -9, panic);
+    /// the last commits may be lost if the machine loses power.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before anyone hears of the alert.
+    Full,
+}
+
+/// `[store]` in the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The database file; default `liveguard.db` in the state directory (see [`state_dir`]).
+    pub path: Option<PathBuf>,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Keep closed history this many days (0: forever). Open tickets are never pruned.
+    pub retention_days: u32,
+    /// At most this many changes per transaction.
+    pub batch_max: usize,
+    /// Alerts the writer keeps in memory for updates (repeats, brigades, deletions, actions).
+    pub hot_alerts: usize,
+    /// Changes queued for the writer before the workers wait for it.
+    pub queue: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            durability: Durability::Normal,
+            retention_days: 90,
+            batch_max: 1024,
+            hot_alerts: 10_000,
+            queue: 8192,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The database file: `path`, else `liveguard.db` in the state directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| state_dir().join("liveguard.db"))
+    }
+}
+
+/// The state directory: `$LIVEGUARD_STATE_DIR`, else systemd's `$STATE_DIRECTORY` (its first
+/// entry), else `$XDG_STATE_HOME/liveguard`, else `~/.local/state/liveguard`, else `./state`.
+pub fn state_dir() -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = var("LIVEGUARD_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = var("STATE_DIRECTORY") {
+        if let Some(first) = d.to_string_lossy().split(':').next().filter(|s| !s.is_empty()) {
+            return PathBuf::from(first);
+        }
+    }
+    if let Some(d) = var("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("liveguard");
+    }
+    if let Some(h) = var("HOME") {
+        return PathBuf::from(h).join(".local/state/liveguard");
+    }
+    PathBuf::from("state")
+}
+
+fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+fn classify_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        },
+        _ => open_err(path, e),
+    }
+}
+
+/// Opens (creating it and its directory if needed) the database for writing, checks it and
+/// brings its schema up to date.
+pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| open_err(path, format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut conn = Connection::open(path).map_err(|e| classify_err(path, e))?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| classify_err(path, e))?;
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(|e| classify_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| classify_err(path, e))?;
+    // Damage in the header or the schema shows here, at start-up, not at the first alert.
+    let check: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|e| classify_err(path, e))?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: check,
+        });
+    }
+    migrate(&mut conn, path)?;
+    // A read-only file opens fine; find out now rather than at the first commit.
+    conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+        .map_err(|e| open_err(path, e))?;
+    Ok(conn)
+}
+
+/// Opens an existing database for reading (replay, the API, `report`).
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(open_err(path, "no such file"));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| classify_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| classify_err(path, e))?;
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| classify_err(path, e))?;
+    if version > schema::current() {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+            known: schema::current(),
+        });
+    }
+    Ok(conn)
+}
+
+/// Applies the migrations the database has not seen yet.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| classify_err(path, e))?;
+    let known = schema::current();
+    if version > known {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+            known,
+        });
+    }
+    for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(|e| open_err(path, e))?;
+        tx.execute_batch(step).map_err(|e| open_err(path, e))?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)
+            .map_err(|e| open_err(path, e))?;
+        tx.commit().map_err(|e| open_err(path, e))?;
+        tracing::info!(path = %path.display(), version = i + 1, "state database migrated");
+    }
+    Ok(known)
+}
+
+/// Serializes an alert as stored (and served by `/api/alerts`).
+pub fn body(a: &Alert) -> String {
+    serde_json::to_string(a).unwrap_or_default()
+}
+
+/// Writes one version of an alert: the alert row, its ticket, and the actions, follow-ups and
+/// reminders added since `prev` (the version last written, if any).
+pub fn write_alert(
+    tx: &Transaction<'_>,
+    a: &Alert,
+    body: &str,
+    prev: Option<&Alert>,
+) -> Result<(), StoreError> {
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO alerts (seq, room, kind, class, topic, user_id, product, status, users, count, \
+         backlog, retracted, created_ms, updated_ms, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+    )?;
+    st.execute(params![
+        a.seq as i64,
+        a.room,
+        a.kind.as_str(),
+        a.verdict.class.as_str(),
+        a.verdict.topic.map(|t| t.as_str()),
+        a.user.id,
+        a.product,
+        a.status.as_str(),
+        a.users.len() as i64,
+        i64::from(a.count),
+        a.backlog,
+        a.retracted,
+        a.classified_ms as i64,
+        a.updated_ms as i64,
+        body,
+    ])?;
+    let prev_actions = prev.map_or(0, |p| p.actions.len());
+    if a.actions.len() > prev_actions {
+        let mut st = tx.prepare_cached(
+            "INSERT OR IGNORE INTO actions (seq, idx, action, by, at_ms, script, choice) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        for (i, r) in a.actions.iter().enumerate().skip(prev_actions) {
+            st.execute(params![
+                a.seq as i64,
+                i as i64,
+                r.action,
+                r.by,
+                r.at_ms as i64,
+                r.script,
+                r.choice
+            ])?;
+        }
+    }
+    let Some(t) = &a.ticket else { return Ok(()) };
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO tickets (seq, room, user_id, topic, product, status, opened_ms, respond_by_ms, \
+         resolve_by_ms, responded_ms, resolved_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    )?;
+    st.execute(params![
+        a.seq as i64,
+        a.room,
+        a.user.id,
+        a.verdict.topic.map(|t| t.as_str()),
+        a.product,
+        t.status.as_str(),
+        t.opened_ms as i64,
+        t.respond_by_ms as i64,
+        t.resolve_by_ms as i64,
+        t.responded_ms.map(|v| v as i64),
+        t.resolved_ms.map(|v| v as i64),
+    ])?;
+    let prev_t = prev.and_then(|p| p.ticket.as_ref());
+    let prev_f = prev_t.map_or(0, |p| p.followups.len());
+    if t.followups.len() > prev_f {
+        let mut st = tx.prepare_cached(
+            "INSERT OR IGNORE INTO followups (seq, idx, msg_id, text, at_ms) VALUES (?1,?2,?3,?4,?5)",
+        )?;
+        for (i, f) in t.followups.iter().enumerate().skip(prev_f) {
+            st.execute(params![a.seq as i64, i as i64, f.msg_id, f.text, f.at_ms as i64])?;
+        }
+    }
+    let prev_r = prev_t.map_or(0, |p| p.reminders.len());
+    if t.reminders.len() > prev_r {
+        let mut st = tx.prepare_cached(
+            "INSERT OR IGNORE INTO reminders (seq, due, stage, due_ms, at_ms) VALUES (?1,?2,?3,?4,?5)",
+        )?;
+        for r in t.reminders.iter().skip(prev_r) {
+            st.execute(params![
+                a.seq as i64,
+                r.due.as_str(),
+                r.stage.as_str(),
+                r.due_ms as i64,
+                r.at_ms as i64
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn parse(seq: i64, body: &str) -> Result<Alert, StoreError> {
+    serde_json::from_str(body).map_err(|source| StoreError::Json {
+        seq: seq as u64,
+        source,
+    })
+}
+
+/// The stored alert `seq`.
+pub fn get(conn: &Connection, seq: u64) -> Result<Option<Alert>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM alerts WHERE seq = ?1")?
+        .query_row([seq as i64], |r| r.get(0))
+        .optional()?;
+    body.map(|b| parse(seq as i64, &b)).transpose()
+}
+
+/// Stored alerts after `since` (in `room`, when given), oldest first, at most `limit`, as
+/// `(seq, body)`.
+pub fn since(
+    conn: &Connection,
+    since: u64,
+    room: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(u64, String)>, StoreError> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let rows = match room {
+        Some(room) => conn
+            .prepare_cached(
+                "SELECT seq, body FROM alerts WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?
+            .query_map(params![room, since as i64, limit], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?,
+        None => conn
+            .prepare_cached("SELECT seq, body FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2")?
+            .query_map(params![since as i64, limit], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(rows)
+}
+
+/// The newest `limit` stored alerts (in `room`, when given), newest first, as `(seq, body)`.
+pub fn recent(conn: &Connection, limit: usize, room: Option<&str>) -> Result<Vec<(u64, String)>, StoreError> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let rows = match room {
+        Some(room) => conn
+            .prepare_cached("SELECT seq, body FROM alerts WHERE room = ?1 ORDER BY seq DESC LIMIT ?2")?
+            .query_map(params![room, limit], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?,
+        None => conn
+            .prepare_cached("SELECT seq, body FROM alerts ORDER BY seq DESC LIMIT ?1")?
+            .query_map(params![limit], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(rows)
+}
+
+/// The highest stored sequence number (0 when empty).
+pub fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(
+        conn.query_row("SELECT coalesce(max(seq), 0) FROM alerts", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64,
+    )
+}
+
+/// The newest `limit` stored alerts, oldest first (to warm the writer's memory).
+pub fn newest(conn: &Connection, limit: usize) -> Result<Vec<Alert>, StoreError> {
+    let mut rows = recent(conn, limit, None)?;
+    rows.reverse();
+    rows.iter().map(|(s, b)| parse(*s as i64, b)).collect()
+}
+
+/// Alerts whose tickets are still open or responding (their promises are still running).
+pub fn active_tickets(conn: &Connection) -> Result<Vec<Alert>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT a.seq, a.body FROM tickets t JOIN alerts a ON a.seq = t.seq \
+         WHERE t.status IN ('open', 'responding') ORDER BY a.seq",
+    )?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.iter().map(|(s, b)| parse(*s, b)).collect()
+}
+
+/// Deletes closed history created before `before_ms` (alerts without an active ticket, and
+/// their rows). Returns how many alerts went.
+pub fn prune(conn: &mut Connection, before_ms: u64) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let doomed = "SELECT a.seq FROM alerts a LEFT JOIN tickets t ON t.seq = a.seq \
+                  WHERE a.created_ms < ?1 AND (t.status IS NULL OR t.status NOT IN ('open', 'responding'))";
+    for table in ["actions", "followups", "reminders", "tickets"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE seq IN ({doomed})"),
+            [before_ms as i64],
+        )?;
+    }
+    let n = tx.execute(
+        &format!("DELETE FROM alerts WHERE seq IN ({doomed})"),
+        [before_ms as i64],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}

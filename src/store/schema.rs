@@ -1,0 +1,78 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`. Each step runs once, in
+//! its own transaction; a database newer than this binary is refused rather than guessed at.
+
+/// Migration steps: index `i` takes the schema from version `i` to `i + 1`. Append only.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: alerts, tickets, actions, follow-ups, reminders.
+    r"
+    CREATE TABLE alerts (
+        seq INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        class TEXT NOT NULL,
+        topic TEXT,
+        user_id TEXT NOT NULL,
+        product TEXT,
+        status TEXT NOT NULL,
+        users INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        backlog INTEGER NOT NULL,
+        retracted INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX alerts_room_seq ON alerts(room, seq);
+    CREATE INDEX alerts_created ON alerts(created_ms);
+
+    CREATE TABLE tickets (
+        seq INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        topic TEXT,
+        product TEXT,
+        status TEXT NOT NULL,
+        opened_ms INTEGER NOT NULL,
+        respond_by_ms INTEGER NOT NULL,
+        resolve_by_ms INTEGER NOT NULL,
+        responded_ms INTEGER,
+        resolved_ms INTEGER
+    ) STRICT;
+    CREATE INDEX tickets_status ON tickets(status);
+    CREATE INDEX tickets_opened ON tickets(opened_ms);
+
+    CREATE TABLE actions (
+        seq INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        script TEXT,
+        choice TEXT,
+        PRIMARY KEY (seq, idx)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE followups (
+        seq INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        msg_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (seq, idx)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE reminders (
+        seq INTEGER NOT NULL,
+        due TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        due_ms INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (seq, due, stage)
+    ) STRICT, WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this binary writes.
+pub fn current() -> u32 {
+    MIGRATIONS.len() as u32
+}

@@ -1,0 +1,455 @@
+//! The store's writer thread: the only place alerts change. It takes changes in sequence
+//! order, applies them to the current version of each alert (kept in memory for recent ones,
+//! read back from SQLite otherwise), writes a whole batch in one transaction, and only after
+//! the commit sends the messages out and answers the consoles. A failed commit is retried:
+//! nothing is announced that is not on disk, and nothing accepted is dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{StoreConfig, StoreError};
+use crate::alerts::{room_user_key, wire, Alert, HubMsg, MsgKind, Shared};
+use crate::tickets::{Reminder, Stage, TicketConfig};
+
+/// A change to an alert; false refuses it (nothing is written).
+pub type Change = Box<dyn FnOnce(&mut Alert) -> bool + Send>;
+
+/// Why an update was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// No such alert.
+    NotFound,
+    /// The change refused itself.
+    Refused,
+}
+
+/// What the hub sends the writer.
+pub enum Cmd {
+    /// A new alert (its sequence number set).
+    Publish(Box<Alert>),
+    /// A change to alert `seq`; the reply (if any) comes after the commit.
+    Update {
+        /// The alert.
+        seq: u64,
+        /// When.
+        now_ms: u64,
+        /// The change.
+        change: Change,
+        /// Who waits for the result.
+        reply: Option<oneshot::Sender<Result<Arc<Alert>, Failed>>>,
+    },
+    /// A platform deletion.
+    Retract {
+        /// Only this room.
+        room: Option<String>,
+        /// Deleted messages.
+        msg_ids: Vec<String>,
+        /// Users whose messages were all deleted.
+        user_ids: Vec<String>,
+        /// When.
+        now_ms: u64,
+    },
+    /// Check deadlines as of this time.
+    Tick(u64),
+    /// Answer once everything before is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+enum Out {
+    Msg(HubMsg),
+    Reply(oneshot::Sender<Result<Arc<Alert>, Failed>>, Arc<Alert>),
+    Flushed(oneshot::Sender<()>),
+}
+
+/// Recent alerts in memory, newest kept, for updates without a read.
+struct Hot {
+    map: HashMap<u64, Arc<Alert>>,
+    order: VecDeque<u64>,
+    cap: usize,
+}
+
+impl Hot {
+    fn insert(&mut self, a: Arc<Alert>) {
+        let seq = a.seq;
+        if self.map.insert(seq, a).is_none() {
+            self.order.push_back(seq);
+        }
+        while self.map.len() > self.cap {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// The writer's state.
+pub struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    tickets: TicketConfig,
+    batch_max: usize,
+    hot: Hot,
+    /// Active tickets: when each next needs a look.
+    schedule: HashMap<u64, u64>,
+    retention_ms: Option<u64>,
+    last_prune_ms: u64,
+}
+
+/// One version to write: the alert, its body, the version written before.
+type Write = (Arc<Alert>, String, Option<Arc<Alert>>);
+
+impl Writer {
+    /// Loads recent alerts and active tickets from `conn`.
+    pub fn new(
+        conn: Connection,
+        shared: Arc<Shared>,
+        tickets: TicketConfig,
+        cfg: &StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let mut hot = Hot {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap: cfg.hot_alerts.max(1),
+        };
+        for a in super::newest(&conn, cfg.hot_alerts)? {
+            hot.insert(Arc::new(a));
+        }
+        let mut schedule = HashMap::new();
+        for a in super::active_tickets(&conn)? {
+            if let Some(t) = &a.ticket {
+                if let Some(next) = t.next_check_ms(tickets.for_room(&a.room)) {
+                    schedule.insert(a.seq, next);
+                }
+                shared
+                    .open_tickets
+                    .insert(room_user_key(&a.room, &a.user.id), a.seq);
+            }
+        }
+        tracing::info!(active_tickets = schedule.len(), "tickets loaded");
+        Ok(Self {
+            conn,
+            shared,
+            tickets,
+            batch_max: cfg.batch_max.max(1),
+            hot,
+            schedule,
+            retention_ms: (cfg.retention_days > 0).then(|| u64::from(cfg.retention_days) * 86_400_000),
+            last_prune_ms: 0,
+        })
+    }
+
+    /// Takes changes until every sender is gone, then returns (everything committed).
+    pub fn run(mut self, rx: &mpsc::Receiver<Cmd>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.batch_max {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        tracing::debug!("store writer drained");
+    }
+
+    /// The latest version of alert `seq`: in memory, in this batch (not yet written, perhaps
+    /// already out of memory), or read back from the database.
+    fn current(&mut self, seq: u64, writes: &[Write]) -> Option<Arc<Alert>> {
+        if let Some(a) = self.hot.map.get(&seq) {
+            return Some(a.clone());
+        }
+        if let Some((a, _, _)) = writes.iter().rev().find(|w| w.0.seq == seq) {
+            return Some(a.clone());
+        }
+        match super::get(&self.conn, seq) {
+            Ok(Some(a)) => {
+                let a = Arc::new(a);
+                self.hot.insert(a.clone());
+                Some(a)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "cannot read an alert back");
+                None
+            }
+        }
+    }
+
+    /// Keeps the open-ticket map and the reminder schedule in step with `a`.
+    fn track(&mut self, a: &Alert) {
+        let Some(t) = &a.ticket else { return };
+        match t.next_check_ms(self.tickets.for_room(&a.room)) {
+            Some(next) => {
+                self.schedule.insert(a.seq, next);
+            }
+            None => {
+                self.schedule.remove(&a.seq);
+            }
+        }
+        if !t.status.is_active() {
+            self.shared
+                .open_tickets
+                .remove_if(&room_user_key(&a.room, &a.user.id), |_, s| *s == a.seq);
+        }
+    }
+
+    fn msg(kind: MsgKind, a: &Arc<Alert>, body: &str) -> HubMsg {
+        let tag = if kind == MsgKind::Alert { "alert" } else { "update" };
+        HubMsg {
+            room: Arc::from(a.room.as_str()),
+            seq: a.seq,
+            kind,
+            alert: a.clone(),
+            json: Arc::from(wire(tag, body)),
+        }
+    }
+
+    /// Applies `change` to alert `seq`; queues the write and the update message.
+    fn change(
+        &mut self,
+        seq: u64,
+        now_ms: u64,
+        change: Change,
+        writes: &mut Vec<Write>,
+        out: &mut Vec<Out>,
+    ) -> Result<Arc<Alert>, Failed> {
+        let cur = self.current(seq, writes).ok_or(Failed::NotFound)?;
+        let mut draft = Alert::clone(&cur);
+        if !change(&mut draft) {
+            return Err(Failed::Refused);
+        }
+        draft.updated_ms = now_ms;
+        self.track(&draft);
+        let new = Arc::new(draft);
+        self.hot.insert(new.clone());
+        let body = super::body(&new);
+        out.push(Out::Msg(Self::msg(MsgKind::Update, &new, &body)));
+        writes.push((new.clone(), body, Some(cur)));
+        Ok(new)
+    }
+
+    fn process(&mut self, batch: Vec<Cmd>) {
+        let mut writes: Vec<Write> = Vec::with_capacity(batch.len());
+        let mut out = Vec::with_capacity(batch.len());
+        let mut top_seq = 0;
+        let mut tick = None;
+        for cmd in batch {
+            match cmd {
+                Cmd::Publish(a) => {
+                    let a = Arc::new(*a);
+                    top_seq = top_seq.max(a.seq);
+                    self.track(&a);
+                    self.hot.insert(a.clone());
+                    let body = super::body(&a);
+                    out.push(Out::Msg(Self::msg(MsgKind::Alert, &a, &body)));
+                    writes.push((a, body, None));
+                }
+                Cmd::Update {
+                    seq,
+                    now_ms,
+                    change,
+                    reply,
+                } => match (self.change(seq, now_ms, change, &mut writes, &mut out), reply) {
+                    (Ok(a), Some(r)) => out.push(Out::Reply(r, a)),
+                    (Err(e), Some(r)) => {
+                        let _ = r.send(Err(e));
+                    }
+                    (Ok(_), None) => {}
+                    (Err(e), None) => tracing::debug!(seq, ?e, "update not applied"),
+                },
+                Cmd::Retract {
+                    room,
+                    msg_ids,
+                    user_ids,
+                    now_ms,
+                } => {
+                    let seqs: Vec<u64> = self
+                        .hot
+                        .map
+                        .values()
+                        .filter(|a| !a.retracted && room.as_deref().is_none_or(|r| r == a.room))
+                        .filter(|a| {
+                            a.msg_ids.iter().any(|m| msg_ids.contains(m))
+                                || user_ids.contains(&a.user.id)
+                                || (a.kind != crate::alerts::AlertKind::Brigade
+                                    && a.users.iter().any(|u| user_ids.contains(u)))
+                        })
+                        .map(|a| a.seq)
+                        .collect();
+                    for seq in seqs {
+                        let done = self.change(
+                            seq,
+                            now_ms,
+                            Box::new(|a| {
+                                a.retracted = true;
+                                true
+                            }),
+                            &mut writes,
+                            &mut out,
+                        );
+                        if done.is_ok() {
+                            self.shared.metrics.retracted.inc();
+                        }
+                    }
+                }
+                Cmd::Tick(now) => {
+                    self.remind(now, &mut writes, &mut out);
+                    tick = Some(now);
+                }
+                Cmd::Flush(tx) => out.push(Out::Flushed(tx)),
+            }
+        }
+        self.commit(&writes);
+        if top_seq > 0 {
+            self.shared.committed.fetch_max(top_seq, Ordering::SeqCst);
+        }
+        for o in out {
+            match o {
+                Out::Msg(m) => {
+                    let _ = self.shared.tx.send(Arc::new(m));
+                }
+                Out::Reply(r, a) => {
+                    let _ = r.send(Ok(a));
+                }
+                Out::Flushed(r) => {
+                    let _ = r.send(());
+                }
+            }
+        }
+        if let Some(now) = tick {
+            self.prune(now);
+        }
+    }
+
+    /// Writes the batch in one transaction, retrying until it commits: an alert is announced
+    /// only once it is on disk, and the workers wait (queue full) while the disk fails.
+    fn commit(&mut self, writes: &[Write]) {
+        if writes.is_empty() {
+            return;
+        }
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let started = Instant::now();
+            match write_batch(&mut self.conn, writes) {
+                Ok(()) => {
+                    let m = &self.shared.metrics;
+                    m.store_commits.inc();
+                    m.store_writes.inc_by(writes.len() as u64);
+                    m.store_commit_seconds.observe(started.elapsed().as_secs_f64());
+                    return;
+                }
+                Err(e) => {
+                    self.shared.metrics.store_errors.inc();
+                    tracing::error!(error = %e, alerts = writes.len(), retry_in_ms = wait.as_millis() as u64, "cannot commit alerts; retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Sends the reminders due at `now` and records them (an overdue one is a breach).
+    fn remind(&mut self, now: u64, writes: &mut Vec<Write>, out: &mut Vec<Out>) {
+        let due: Vec<u64> = self
+            .schedule
+            .iter()
+            .filter(|&(_, &next)| next <= now)
+            .map(|(&s, _)| s)
+            .collect();
+        for seq in due {
+            let Some(cur) = self.current(seq, writes) else {
+                self.schedule.remove(&seq);
+                continue;
+            };
+            let reminders = match &cur.ticket {
+                Some(t) => t.due_reminders(now, self.tickets.for_room(&cur.room)),
+                None => Vec::new(),
+            };
+            if reminders.is_empty() {
+                self.track(&cur);
+                continue;
+            }
+            let sent = reminders.clone();
+            let applied = self.change(
+                seq,
+                now,
+                Box::new(move |a| {
+                    if let Some(t) = &mut a.ticket {
+                        t.reminders.extend(sent);
+                    }
+                    true
+                }),
+                writes,
+                out,
+            );
+            if let Ok(a) = applied {
+                for r in &reminders {
+                    self.shared.metrics.reminder(r.stage.as_str());
+                    if r.stage == Stage::Overdue {
+                        tracing::warn!(seq, room = %a.room, user = %a.user.id, due = r.due.as_str(), "ticket deadline breached");
+                    }
+                    out.push(Out::Msg(reminder_msg(&a, r)));
+                }
+            }
+        }
+    }
+
+    /// Once an hour: deletes closed history older than the retention.
+    fn prune(&mut self, now: u64) {
+        let Some(keep) = self.retention_ms else { return };
+        if now.saturating_sub(self.last_prune_ms) < 3_600_000 {
+            return;
+        }
+        self.last_prune_ms = now;
+        match super::prune(&mut self.conn, now.saturating_sub(keep)) {
+            Ok(0) => {}
+            Ok(n) => {
+                self.shared.metrics.store_pruned.inc_by(n as u64);
+                tracing::info!(alerts = n, "pruned history past retention");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot prune history"),
+        }
+    }
+}
+
+/// `{"type":"reminder", …}` for a ticket's reminder.
+fn reminder_msg(a: &Arc<Alert>, r: &Reminder) -> HubMsg {
+    let json = serde_json::json!({
+        "type": "reminder",
+        "seq": a.seq,
+        "room": a.room,
+        "user": a.user.display(),
+        "topic": a.verdict.topic,
+        "lang": a.verdict.lang,
+        "due": r.due,
+        "stage": r.stage,
+        "due_ms": r.due_ms,
+        "at_ms": r.at_ms,
+    });
+    HubMsg {
+        room: Arc::from(a.room.as_str()),
+        seq: a.seq,
+        kind: MsgKind::Reminder,
+        alert: a.clone(),
+        json: Arc::from(json.to_string()),
+    }
+}
+
+/// Writes `writes` in one transaction.
+pub fn write_batch(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    for (a, body, prev) in writes {
+        super::write_alert(&tx, a, body, prev.as_deref())?;
+    }
+    tx.commit()?;
+    Ok(())
+}
