@@ -11,6 +11,8 @@
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
 //! - `service`: the systemd unit (verify, security score) and sd_notify on a fake socket.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
+//! - `store`: alerts survive kill -9; replay after reconnect is exact; ticket reminders on an
+//!   injected clock, across a restart; bad databases fail start-up clearly.
 
 mod util;
 
@@ -22,3 +24,4 @@ mod properties;
 mod reload;
 mod service;
 mod shipped;
+mod store;

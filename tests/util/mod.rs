@@ -208,3 +208,59 @@ pub fn run(cwd: &Path, args: &[&str], stdin: &str) -> Output {
         .expect("write stdin");
     child.wait_with_output().expect("liveguard runs")
 }
+
+/// Reads a daemon's stderr until `addr=…` of its "listening" line shows up.
+pub fn listening_addr(stderr: &mut impl std::io::BufRead) -> std::net::SocketAddr {
+    let mut line = String::new();
+    for _ in 0..500 {
+        line.clear();
+        if stderr.read_line(&mut line).expect("read stderr") == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
+            let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+            return addr.parse().expect("an address");
+        }
+    }
+    panic!("the daemon never said where it listens");
+}
+
+/// Starts the real binary as `liveguard run` watching `source`, with its state in `state`;
+/// returns the child and the address it listens on. Its stderr keeps draining in a thread.
+pub fn spawn_daemon(source: &str, state: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
+        .args(["run", "--source", source, "--listen", "127.0.0.1:0", "--rules"])
+        .arg(repo().join("rules"))
+        .env("LIVEGUARD_STATE_DIR", state)
+        .env("RUST_LOG", "liveguard=info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start liveguard run");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let addr = listening_addr(&mut stderr);
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
+}
+
+/// POSTs a JSON body to the daemon; returns (status, body).
+pub async fn post(addr: std::net::SocketAddr, path: &str, json: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
