@@ -375,13 +375,19 @@ impl Hub {
 
     /// Queues a change to alert `seq`.
     pub fn update(&self, seq: u64, now_ms: u64, change: impl FnOnce(&mut Alert) + Send + 'static) {
+        self.update_if(seq, now_ms, move |a| {
+            change(a);
+            true
+        });
+    }
+
+    /// Queues a change to alert `seq` that may decline (returns false): then nothing is
+    /// written or sent.
+    pub fn update_if(&self, seq: u64, now_ms: u64, change: impl FnOnce(&mut Alert) -> bool + Send + 'static) {
         self.send(|_| Cmd::Update {
             seq,
             now_ms,
-            change: Box::new(move |a| {
-                change(a);
-                true
-            }),
+            change: Box::new(change),
             reply: None,
         });
     }

@@ -203,10 +203,9 @@ impl Pipeline {
                 text: c.text.clone(),
                 at_ms: now_ms,
             };
-            self.hub.update(seq, now_ms, move |a| {
-                if let Some(t) = &mut a.ticket {
-                    t.follow(f);
-                }
+            // A full ticket changes nothing: no write, no message.
+            self.hub.update_if(seq, now_ms, move |a| {
+                a.ticket.as_mut().is_some_and(|t| t.follow(f))
             });
         }
         let scratch = &mut worker.scratch;

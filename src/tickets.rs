@@ -176,11 +176,13 @@ impl Ticket {
         self.resolved_ms = Some(now_ms);
     }
 
-    /// Adds a later comment, keeping at most [`MAX_FOLLOWUPS`].
-    pub fn follow(&mut self, f: Followup) {
-        if self.followups.len() < MAX_FOLLOWUPS {
-            self.followups.push(f);
+    /// Adds a later comment, keeping at most [`MAX_FOLLOWUPS`]; false when full.
+    pub fn follow(&mut self, f: Followup) -> bool {
+        if self.followups.len() >= MAX_FOLLOWUPS {
+            return false;
         }
+        self.followups.push(f);
+        true
     }
 
     /// The reminders due at `now_ms` that were not sent yet, given `remind_before` for each
