@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use liveguard::cli::report::ReportFormat;
 use liveguard::cli::{self, InputFormat};
 use liveguard::config::Config;
 use liveguard::ingest::client::SourceConfig;
 use liveguard::ingest::Format;
 use liveguard::rules::{self, RuleSet};
 use liveguard::simulate::{self, SimConfig};
+use liveguard::store::insights::StatsQuery;
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +62,29 @@ struct RunArgs {
     /// HTTP listen address (default 127.0.0.1:8787).
     #[arg(long, env = "LIVEGUARD_LISTEN")]
     listen: Option<String>,
+}
+
+/// `report` flags.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Window start: a duration back from now (90s, 30m, 24h, 7d) or ms since the epoch.
+    #[arg(long, default_value = "7d")]
+    since: String,
+    /// Window end (exclusive), ms since the epoch or a duration back from now; default now.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this room.
+    #[arg(long)]
+    room: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// The state database (default: the config's store, else the state directory's).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Configuration file (for its [store] path).
+    #[arg(long, env = "LIVEGUARD_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -111,6 +136,9 @@ enum Command {
         #[arg(long, default_value = "rules")]
         rules: PathBuf,
     },
+    /// Complaints, attacks, ticket response times and rule false-positive rates over a window,
+    /// read from the state database (safe while the daemon runs).
+    Report(ReportArgs),
     /// Validate a configuration file.
     Config {
         #[command(subcommand)]
@@ -225,6 +253,23 @@ async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn report(a: ReportArgs) -> anyhow::Result<()> {
+    let db = match (a.db, &a.config) {
+        (Some(db), _) => db,
+        (None, Some(path)) => Config::load(path)?.store.db_path(),
+        (None, None) => liveguard::store::StoreConfig::default().db_path(),
+    };
+    let now = liveguard::pipeline::now_ms();
+    let q = StatsQuery::parse(&a.since, a.until.as_deref(), a.room.as_deref(), now)
+        .map_err(anyhow::Error::msg)?;
+    let conn = liveguard::store::open_reader(&db)?;
+    let stats = liveguard::store::insights::stats(&conn, &q)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    cli::report::render(&stats, a.format, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Run(a) => {
@@ -322,6 +367,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Report(a) => {
+            report(a)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Config {
             command: ConfigCommand::Check { file },

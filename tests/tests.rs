@@ -20,6 +20,7 @@ mod browser;
 mod cli;
 mod daemon;
 mod engine;
+mod insights;
 mod properties;
 mod reload;
 mod service;

@@ -1,6 +1,8 @@
 //! The commands behind `liveguard classify` and `liveguard rules check|explain`, written over
 //! readers and writers so tests drive them with strings; `main.rs` only parses flags.
 
+pub mod report;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use serde::{Deserialize, Serialize};

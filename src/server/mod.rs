@@ -23,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub mod actions;
 pub mod pages;
+pub mod stats;
 
 use crate::alerts::{wire, Hub, MsgKind};
 use crate::metrics::Metrics;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(actions::post_action),
         )
         .route("/api/console", get(console_settings))
+        .route("/api/stats", get(stats::get_stats))
         .route("/console", get(pages::console))
         .route("/overlay", get(pages::overlay))
         .route("/assets/{file}", get(pages::asset))
