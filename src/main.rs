@@ -334,6 +334,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     listen,
                     rules,
                     sources: vec![SourceConfig::new(&format!("ws://{sim}/"), Format::Canonical)],
+                    // Simulated alerts stay out of the real history.
+                    store: liveguard::store::StoreConfig {
+                        path: Some(liveguard::store::state_dir().join("demo.db")),
+                        ..Default::default()
+                    },
                     ..Config::default()
                 };
                 let daemon = liveguard::daemon::start(cfg).await?;
@@ -344,6 +349,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  simulated firehose  ws://{sim}/");
                 println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
                 println!("  recent alerts       http://{a}/api/alerts");
+                println!("  insights            http://{a}/api/stats?since=24h");
+                println!("  state database      {}", daemon.hub.path().display());
                 println!("  metrics             http://{a}/metrics");
                 println!("  health              http://{a}/healthz");
                 println!("Ctrl-C to stop.");
