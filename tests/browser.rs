@@ -1,19 +1,26 @@
 //! The console and overlay pages in real headless Chromium (Debian's `chromium`), driven over
 //! the DevTools protocol with chromiumoxide, against the real daemon on 127.0.0.1: an alert
 //! appears with its evidence highlighted, Invite puts the prompt on the room's overlay, Dismiss
-//! is recorded, and a second console sees every action. Set `LIVEGUARD_SCREENSHOTS=DIR` to
-//! also save screenshots of both pages (that is how `docs/*.png` were made).
+//! is recorded, and a second console sees every action; on a manual clock, a complaint's ticket
+//! counts down, is reminded about and badged when overdue, is resolved with a refund, and the
+//! Insights tab charts it. Set `LIVEGUARD_SCREENSHOTS=DIR` to also save screenshots of the
+//! console, the Insights tab and the overlay (that is how `docs/*.png` were made).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::Page;
 use futures_util::StreamExt;
+use liveguard::clock::ManualClock;
 use liveguard::ingest::Format;
+use liveguard::signals::SignalConfig;
 
-use crate::util::live::{daemon, get, metric, test_signals, Firehose, WAIT};
+use crate::util::live::{
+    daemon, daemon_with_clock, get, metric, post, test_signals, Firehose, Subscriber, WAIT,
+};
 
 /// Where Debian puts Chromium; `LIVEGUARD_CHROMIUM` overrides.
 fn chromium() -> PathBuf {
@@ -168,14 +175,6 @@ async fn console_and_overlay_in_a_real_browser() {
         .await;
         assert_eq!(title, "(1) liveguard", "the title badge counts open complaints");
 
-        if let Ok(dir) = std::env::var("LIVEGUARD_SCREENSHOTS") {
-            let params = ScreenshotParams::builder().full_page(true).build();
-            console
-                .save_screenshot(params, PathBuf::from(&dir).join("console.png"))
-                .await
-                .expect("screenshot");
-        }
-
         // Invite: the overlay shows the prompt, the second console sees it, no second invite.
         click(&console, ".card.complaint button.invite").await;
         let shown = eventually(&overlay, "document.getElementById('prompt').classList.contains('on') && document.getElementById('prompt').textContent", |v| {
@@ -264,4 +263,319 @@ async fn console_and_overlay_in_a_real_browser() {
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("the browser test finishes within 2 minutes");
+}
+
+/// A canonical comment naming a product, as the platform sends it.
+fn comment_on(room: &str, id: &str, user: &str, name: &str, text: &str, product: &str) -> String {
+    serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":room},"msg_id":id,
+        "ts_ms": liveguard::pipeline::now_ms(),"user":{"id":user,"name":name},"text":text,
+        "product":{"id":product,"title":product}})
+    .to_string()
+}
+
+/// An action through the API (the history the Insights tab summarizes).
+async fn act(addr: std::net::SocketAddr, seq: &serde_json::Value, body: serde_json::Value) {
+    let (code, reply) = post(addr, &format!("/api/alerts/{seq}/actions"), &body.to_string()).await;
+    assert_eq!(code, 200, "{body} on {seq}: {reply}");
+}
+
+const MIN: u64 = 60_000;
+const HOUR: u64 = 60 * MIN;
+
+/// Tickets on the clock the daemon is given: a complaint's card counts down to the first
+/// response; two hours later the reminder toast and the overdue badge appear; Refund resolves
+/// the ticket; the Insights tab charts the day, with the refund in the ticket table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_reminders_and_insights_in_a_real_browser() {
+    let run = async {
+        let mut fh = Firehose::start("127.0.0.1:0").await;
+        // Four hours of history before "now", walked through on a manual clock.
+        let clock = ManualClock::at(liveguard::pipeline::now_ms() - 4 * HOUR);
+        let signals = SignalConfig {
+            // The clock jumps hours: the firehose must not be reported silent meanwhile.
+            silence_after_ms: 48 * HOUR,
+            ..test_signals()
+        };
+        let d = daemon_with_clock(&fh.url(), Format::Canonical, signals, clock.clone()).await;
+        fh.connected().await;
+        let addr = d.addr;
+        let mut sub = Subscriber::connect(addr, "").await;
+
+        // History: complaints answered within the hour and resolved, one dismissed, attacks.
+        fh.send(comment_on(
+            "jade",
+            "h1",
+            "u-mei",
+            "小美",
+            "收到的手镯有裂纹，怎么回事",
+            "jade bangle",
+        ));
+        let c1 = sub.next_alert().await["seq"].clone();
+        fh.send(comment_on(
+            "jade",
+            "h2",
+            "u-lin",
+            "林林",
+            "快递一个星期了还没到",
+            "pearl earrings",
+        ));
+        let c2 = sub.next_alert().await["seq"].clone();
+        fh.send(comment("jade", "h3", "u-troll", "troll", "加我vx便宜一半"));
+        sub.next_alert().await;
+        clock.advance(6 * MIN);
+        act(addr, &c1, serde_json::json!({"action":"invite","by":"fm-li"})).await;
+        clock.advance(12 * MIN);
+        act(addr, &c2, serde_json::json!({"action":"send_script","by":"fm-li","choice":"explain","script":"我们马上核实物流"})).await;
+        clock.advance(22 * MIN);
+        act(
+            addr,
+            &c1,
+            serde_json::json!({"action":"resolve","by":"fm-li","choice":"exchange"}),
+        )
+        .await;
+        clock.advance(20 * MIN);
+        fh.send(comment_on(
+            "live-2",
+            "h4",
+            "u-amy",
+            "Amy",
+            "the ring I bought looks nothing like it did on the live",
+            "silver ring",
+        ));
+        let c3 = sub.next_alert().await["seq"].clone();
+        fh.send(comment_on(
+            "jade",
+            "h5",
+            "u-qiang",
+            "阿强",
+            "上次买的手链褪色了",
+            "jade bangle",
+        ));
+        let c4 = sub.next_alert().await["seq"].clone();
+        fh.send(comment("live-2", "h6", "u-hater", "hater", "垃圾主播滚"));
+        sub.next_alert().await;
+        clock.advance(9 * MIN);
+        act(addr, &c3, serde_json::json!({"action":"invite","by":"fm-wu"})).await;
+        act(addr, &c4, serde_json::json!({"action":"dismiss","by":"fm-wu"})).await;
+        clock.advance(41 * MIN);
+        act(
+            addr,
+            &c2,
+            serde_json::json!({"action":"resolve","by":"fm-li","choice":"other"}),
+        )
+        .await;
+        clock.advance(10 * MIN);
+
+        // Now: the console is open when 阿珍's complaint comes in.
+        let chrome = Chrome::launch().await;
+        let console = chrome.open(&format!("http://{addr}/console")).await;
+        console
+            .execute(SetDeviceMetricsOverrideParams::new(1280, 900, 1.0, false))
+            .await
+            .expect("viewport");
+        eventually(
+            &console,
+            "document.getElementById('conn').classList.contains('up') && document.querySelectorAll('#feed .card').length",
+            |v| v == 6,
+        )
+        .await;
+        fh.send(comment_on(
+            "jade",
+            "m1",
+            "u-azhen",
+            "阿珍",
+            "上次买的宝石有裂，收到就这样",
+            "jade bangle",
+        ));
+        let main = sub.next_alert().await;
+        assert_eq!(main["ticket"]["status"], "open", "{main}");
+        fh.send(comment("jade", "m2", "u-azhen", "阿珍", "主播在吗？等你们回复"));
+        let card = "#feed .card[data-user='u-azhen']";
+        let countdown = eventually(
+            &console,
+            &format!("document.querySelector(\"{card} .ticket[data-ticket='open'] .timer\")?.textContent"),
+            |v| {
+                v.as_str()
+                    .is_some_and(|t| t.starts_with("首次回应剩余 1:59:") || t == "首次回应剩余 2:00:00")
+            },
+        )
+        .await;
+        let followup = eventually(
+            &console,
+            &format!("document.querySelector(\"{card} .fu-count\")?.textContent + ' ' + document.querySelector(\"{card} .followups\")?.textContent"),
+            |v| v.as_str().is_some_and(|t| t.contains("主播在吗")),
+        )
+        .await;
+        assert!(
+            followup.as_str().is_some_and(|t| t.contains("追问 1 次")),
+            "{followup}"
+        );
+        let badge = console
+            .evaluate("document.getElementById('overdue-n').textContent")
+            .await
+            .expect("eval")
+            .into_value::<String>()
+            .expect("text");
+        assert_eq!(badge, "0", "nothing overdue yet ({countdown})");
+
+        // Two hours and a second later: the daemon reminds, the console says so and counts it.
+        clock.advance(2 * HOUR + 1_000);
+        let toast = eventually(
+            &console,
+            "document.querySelector('#reminders .reminder.overdue .msg')?.textContent",
+            |v| v.is_string(),
+        )
+        .await;
+        let toast = toast.as_str().unwrap_or_default();
+        assert!(
+            toast.contains("阿珍")
+                && toast.contains("质量问题")
+                && toast.contains("首次回应")
+                && toast.contains("已超时"),
+            "{toast}"
+        );
+        eventually(
+            &console,
+            "document.getElementById('overdue-n').textContent",
+            |v| v == "1",
+        )
+        .await;
+        eventually(&console, "document.title", |v| v == "(1) ⚠1 liveguard").await;
+        eventually(
+            &console,
+            &format!("document.querySelector(\"{card} .timer\").className"),
+            |v| v == "timer red",
+        )
+        .await;
+        // The badge filters the feed to overdue tickets, and back.
+        click(&console, "#overdue").await;
+        eventually(
+            &console,
+            "[...document.querySelectorAll('#feed .card')].filter(c => c.style.display !== 'none').map(c => c.dataset.user).join()",
+            |v| v == "u-azhen",
+        )
+        .await;
+        click(&console, "#overdue").await;
+        eventually(
+            &console,
+            "[...document.querySelectorAll('#feed .card')].filter(c => c.style.display !== 'none').length",
+            |v| v == 7,
+        )
+        .await;
+        if let Ok(dir) = std::env::var("LIVEGUARD_SCREENSHOTS") {
+            let params = ScreenshotParams::builder().full_page(true).build();
+            console
+                .save_screenshot(params, PathBuf::from(&dir).join("console.png"))
+                .await
+                .expect("screenshot");
+        }
+
+        // Refund (方案A) closes the ticket; nothing is overdue any more.
+        click(&console, &format!("{card} button.resolve[data-choice='refund']")).await;
+        let resolved = eventually(
+            &console,
+            &format!(
+                "document.querySelector(\"{card} .ticket[data-ticket='resolved_refund']\")?.textContent"
+            ),
+            |v| v.is_string(),
+        )
+        .await;
+        assert!(
+            resolved
+                .as_str()
+                .is_some_and(|t| t.contains("方案A") && t.contains("退款")),
+            "{resolved}"
+        );
+        eventually(
+            &console,
+            "document.getElementById('overdue-n').textContent",
+            |v| v == "0",
+        )
+        .await;
+        eventually(
+            &console,
+            &format!("document.querySelectorAll(\"{card} button.resolve\").length"),
+            |v| v == 0,
+        )
+        .await;
+
+        // Insights: the day's complaints per hour as bars; one refund among the tickets.
+        click(&console, "#tab-insights").await;
+        let bars = eventually(
+            &console,
+            "document.querySelectorAll('#chart-topics svg rect.bar').length",
+            |v| v.as_u64().is_some_and(|n| n >= 1),
+        )
+        .await;
+        eventually(
+            &console,
+            "document.querySelector(\"#tbl-tickets tr[data-status='resolved_refund'] td.n\")?.textContent",
+            |v| v == "1",
+        )
+        .await;
+        let breaches = console
+            .evaluate("document.querySelector(\"#tbl-promises tr[data-promise='response'] td:last-child\").textContent")
+            .await
+            .expect("eval")
+            .into_value::<String>()
+            .expect("text");
+        assert_eq!(
+            breaches, "1",
+            "阿珍 waited past the response promise ({bars} bars)"
+        );
+        eventually(
+            &console,
+            "document.querySelectorAll('#chart-response svg rect.bar.median').length",
+            |v| v.as_u64().is_some_and(|n| n >= 1),
+        )
+        .await;
+        click(&console, "#reminders .reminder .close").await;
+        eventually(
+            &console,
+            "document.querySelectorAll('#reminders .reminder').length",
+            |v| v == 0,
+        )
+        .await;
+        // The language switch redraws the tab.
+        click(&console, "#lang-toggle").await;
+        eventually(
+            &console,
+            "document.querySelector('#insights h3').textContent",
+            |v| v == "Complaints per hour, by topic",
+        )
+        .await;
+        if let Ok(dir) = std::env::var("LIVEGUARD_SCREENSHOTS") {
+            let params = ScreenshotParams::builder().full_page(true).build();
+            console
+                .save_screenshot(params, PathBuf::from(&dir).join("insights.png"))
+                .await
+                .expect("screenshot");
+        }
+        // A week: the same bars, labelled by day.
+        console
+            .evaluate("(() => { const r = document.getElementById('ins-range'); r.value = '7d'; r.dispatchEvent(new Event('change')); })()")
+            .await
+            .expect("eval");
+        eventually(
+            &console,
+            "state.stats && state.stats.until_ms - state.stats.since_ms > 2 * 86400000 && document.querySelectorAll('#chart-topics svg rect.bar').length",
+            |v| v.as_u64().is_some_and(|n| n >= 1),
+        )
+        .await;
+        // Nothing in the window: a friendly empty state, not empty charts.
+        let empty = console
+            .evaluate("state.stats = {since_ms: 1, until_ms: 2, complaints: {total: 0}, attacks: {total: 0}, tickets: {opened: 0}}; renderStats(); [document.getElementById('ins-body').hidden, document.getElementById('ins-empty').textContent]")
+            .await
+            .expect("eval")
+            .into_value::<serde_json::Value>()
+            .expect("value");
+        assert_eq!(empty[0], true, "{empty}");
+        assert!(empty[1].as_str().is_some_and(|t| t.contains("quiet")), "{empty}");
+
+        chrome.close().await;
+        d.stop(Duration::from_secs(5)).await;
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the ticket browser test finishes within a minute");
 }

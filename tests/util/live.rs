@@ -143,6 +143,32 @@ pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon 
     liveguard::daemon::start(cfg).await.expect("daemon starts")
 }
 
+/// [`daemon`], reading time from `clock` (tests move it to reach ticket deadlines); the sweeper
+/// checks tickets every 50 ms, so reminders follow an `advance` within one sweep.
+pub async fn daemon_with_clock(
+    url: &str,
+    format: Format,
+    signals: SignalConfig,
+    clock: std::sync::Arc<liveguard::clock::ManualClock>,
+) -> Daemon {
+    let mut source = SourceConfig::new(url, format);
+    source.backoff_base_ms = 20;
+    source.backoff_max_ms = 200;
+    source.room = Some("flat-room".into());
+    let cfg = Config {
+        listen: "127.0.0.1:0".into(),
+        rules: crate::util::repo().join("rules"),
+        sources: vec![source],
+        signals,
+        sweep_interval_ms: 50,
+        store: crate::util::store(),
+        ..Config::default()
+    };
+    liveguard::daemon::start_with_clock(cfg, clock)
+        .await
+        .expect("daemon starts")
+}
+
 /// A real client of `/ws/alerts`.
 pub struct Subscriber {
     stream: futures_util::stream::SplitStream<
@@ -227,6 +253,28 @@ pub async fn get(addr: SocketAddr, path: &str) -> String {
     out.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
+}
+
+/// POSTs `body` (JSON) to `path`; returns the status code and the body.
+pub async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }
 
 /// The value of a metric line (`name{labels}`) in `/metrics`, summed over matching lines.
