@@ -55,7 +55,14 @@ fn alerts(n: usize) -> Vec<Alert> {
             handle: None,
             name: Some(c.name.clone()),
         };
-        let mut a = Alert::new(AlertKind::Comment, format!("room-{}", c.room), user, c.text.clone(), v, now);
+        let mut a = Alert::new(
+            AlertKind::Comment,
+            format!("room-{}", c.room),
+            user,
+            c.text.clone(),
+            v,
+            now,
+        );
         a.msg_ids.push(c.msg_id.clone());
         if a.wants_ticket() {
             a.ticket = Some(Ticket::open(now, &Deadlines::default()));
