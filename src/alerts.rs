@@ -275,6 +275,8 @@ pub struct Hub {
     path: PathBuf,
     reader: Mutex<Option<rusqlite::Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -314,6 +316,8 @@ impl Hub {
                 path: path.display().to_string(),
                 detail: format!("cannot start the writer thread: {e}"),
             })?;
+        let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer = crate::store::spawn_checkpointer(&path, stop_checkpoints.clone())?;
         tracing::info!(path = %path.display(), last_seq = last, "state database open");
         Ok(Arc::new(Self {
             submit: Mutex::new(Submit {
@@ -325,6 +329,8 @@ impl Hub {
             path,
             reader: Mutex::new(None),
             writer: Mutex::new(Some(handle)),
+            checkpointer: Mutex::new(Some(checkpointer)),
+            stop_checkpoints,
         }))
     }
 
@@ -463,6 +469,12 @@ impl Hub {
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             if h.join().is_err() {
                 tracing::error!("alert store writer panicked");
+            }
+        }
+        self.stop_checkpoints.store(true, Ordering::SeqCst);
+        if let Some(h) = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if h.join().is_err() {
+                tracing::error!("WAL checkpointer panicked");
             }
         }
     }

@@ -168,6 +168,10 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, St
         .map_err(|e| classify_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| classify_err(path, e))?;
+    // Checkpoints (which fsync) run on their own thread, see `spawn_checkpointer`: done at
+    // commit time they stalled the writer, and every alert behind it, for milliseconds.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(|e| classify_err(path, e))?;
     // Damage in the header or the schema shows here, at start-up, not at the first alert.
     let check: String = conn
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
@@ -439,4 +443,37 @@ pub fn prune(conn: &mut Connection, before_ms: u64) -> Result<usize, StoreError>
     )?;
     tx.commit()?;
     Ok(n)
+}
+
+/// How often the checkpointer moves the WAL into the database file.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Starts the thread that checkpoints the WAL beside the writer (PASSIVE: it never blocks the
+/// writer), until `stop` is set; then truncates the WAL once.
+pub fn spawn_checkpointer(
+    path: &Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    let conn = Connection::open(path).map_err(|e| classify_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| classify_err(path, e))?;
+    let shown = path.display().to_string();
+    std::thread::Builder::new()
+        .name("liveguard-checkpoint".into())
+        .spawn(move || {
+            let run = |mode: &str| {
+                let r = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                    r.get::<_, i64>(0)
+                });
+                if let Err(e) = r {
+                    tracing::warn!(path = %shown, error = %e, "WAL checkpoint failed");
+                }
+            };
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                run("PASSIVE");
+            }
+            run("TRUNCATE");
+        })
+        .map_err(|e| open_err(path, format!("cannot start the checkpoint thread: {e}")))
 }

@@ -16,6 +16,9 @@ use super::{StoreConfig, StoreError};
 use crate::alerts::{room_user_key, wire, Alert, HubMsg, MsgKind, Shared};
 use crate::tickets::{Reminder, Stage, TicketConfig};
 
+/// How long the writer gathers changes before a commit (bounds the latency it adds).
+pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
+
 /// A change to an alert; false refuses it (nothing is written).
 pub type Change = Box<dyn FnOnce(&mut Alert) -> bool + Send>;
 
@@ -149,11 +152,24 @@ impl Writer {
     /// Takes changes until every sender is gone, then returns (everything committed).
     pub fn run(mut self, rx: &mpsc::Receiver<Cmd>) {
         while let Ok(first) = rx.recv() {
+            // Group commit: a commit writes whole pages (~70 µs for one alert, ~18 µs each in
+            // a batch of 1,024), so gather what arrives within a short window first.
+            let until = Instant::now() + GROUP_COMMIT_WINDOW;
             let mut batch = vec![first];
             while batch.len() < self.batch_max {
                 match rx.try_recv() {
                     Ok(c) => batch.push(c),
-                    Err(_) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rx.recv_timeout(left) {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
                 }
             }
             self.process(batch);
