@@ -7,7 +7,12 @@
 //! - [`normalize`]: comment text → normalized text with a map back to original offsets.
 //! - [`rules`]: TOML rule packs → raw rules (with `file:line` errors) → compiled [`rules::RuleSet`].
 //! - [`classify`]: normalized text + rule set → matches → [`classify::Verdict`].
-//! - [`cli`]: the `classify` and `rules` commands, over readers and writers so tests feed strings.
+//! - [`pipeline`] and [`signals`]: per comment, with room and user history → alerts.
+//! - [`alerts`]: sequence numbers and the fan-out; [`store`]: SQLite, where every alert is
+//!   committed before it is announced, with [`tickets`] (deadlines, reminders) and insights.
+//! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all.
+//! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
+//!   feed strings.
 
 pub mod classify;
 pub mod cli;
