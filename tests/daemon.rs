@@ -379,22 +379,6 @@ async fn split_words_repeats_and_silence() {
     d.stop(Duration::from_secs(5)).await;
 }
 
-/// Reads the daemon's stderr until `addr=…` of the "listening" line shows up.
-fn listening_addr(stderr: &mut impl std::io::BufRead) -> std::net::SocketAddr {
-    let mut line = String::new();
-    for _ in 0..200 {
-        line.clear();
-        if stderr.read_line(&mut line).expect("read stderr") == 0 {
-            break;
-        }
-        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-            let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-            return addr.parse().expect("an address");
-        }
-    }
-    panic!("the daemon never said where it listens");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_real_binary_gracefully() {
     use std::io::BufReader;
@@ -410,7 +394,7 @@ async fn sigterm_stops_the_real_binary_gracefully() {
         .spawn()
         .expect("start liveguard run");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let addr = tokio::task::spawn_blocking(move || (listening_addr(&mut stderr), stderr))
+    let addr = tokio::task::spawn_blocking(move || (crate::util::listening_addr(&mut stderr), stderr))
         .await
         .expect("join");
     let (addr, mut stderr) = addr;

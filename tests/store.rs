@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use liveguard::clock::ManualClock;
 use liveguard::config::Config;
-use liveguard::ingest::client::SourceConfig;
 use liveguard::ingest::Format;
 use serde_json::Value;
 
-use crate::util::live::{canonical, get, test_signals, Firehose, Subscriber};
-use crate::util::{post, repo, spawn_daemon, state_dir};
+use crate::util::live::{canonical, get, post, test_signals, Firehose, Subscriber};
+use crate::util::{repo, spawn_daemon, state_dir};
 
 const COMPLAINT: &str = "收到的手镯有裂纹，要退货";
 const ATTACK: &str = "你们就是骗子";
@@ -157,13 +156,8 @@ async fn a_console_away_for_a_while_catches_up_exactly() {
 
 fn clock_config(url: &str, store: &liveguard::store::StoreConfig) -> Config {
     Config {
-        listen: "127.0.0.1:0".into(),
-        rules: repo().join("rules"),
-        sources: vec![SourceConfig::new(url, Format::Canonical)],
-        signals: test_signals(),
-        sweep_interval_ms: 50,
         store: store.clone(),
-        ..Config::default()
+        ..crate::util::live::test_config(url, Format::Canonical, test_signals())
     }
 }
 

@@ -460,12 +460,84 @@ fn reminder_msg(a: &Arc<Alert>, r: &Reminder) -> HubMsg {
     }
 }
 
-/// Writes `writes` in one transaction.
+/// Writes `writes` in one transaction. Several versions of one alert in the batch are
+/// written once, as the last version (with the rows added since the version before the
+/// first): a burst of repeats costs one row write, not one per repeat.
 pub fn write_batch(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let mut slot: HashMap<u64, usize> = HashMap::with_capacity(writes.len());
+    let mut merged: Vec<(&Alert, &str, Option<&Alert>)> = Vec::with_capacity(writes.len());
     for (a, body, prev) in writes {
-        super::write_alert(&tx, a, body, prev.as_deref())?;
+        match slot.get(&a.seq) {
+            Some(&i) => {
+                merged[i].0 = a;
+                merged[i].1 = body;
+            }
+            None => {
+                slot.insert(a.seq, merged.len());
+                merged.push((a, body, prev.as_deref()));
+            }
+        }
+    }
+    let tx = conn.transaction()?;
+    for (a, body, prev) in merged {
+        super::write_alert(&tx, a, body, prev)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{ActionRecord, AlertKind};
+    use crate::classify::Verdict;
+    use crate::ingest::User;
+    use crate::taxonomy::{Action, Class, Lang, Topic};
+
+    fn action(n: u64) -> ActionRecord {
+        ActionRecord {
+            action: "send_script".into(),
+            by: format!("fm{n}"),
+            at_ms: n,
+            script: Some("s".into()),
+            choice: None,
+        }
+    }
+
+    #[test]
+    fn versions_of_one_alert_in_a_batch_are_written_once_with_every_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = super::super::open_writer(&dir.path().join("w.db"), super::super::Durability::Normal)
+            .expect("opens");
+        let v = Verdict {
+            class: Class::Complaint,
+            topic: Some(Topic::Defect),
+            score: 0.9,
+            evidence: vec![],
+            action: Action::InviteCostream,
+            script: None,
+            lang: Lang::Zh,
+            purchase: true,
+        };
+        let mut a = Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1);
+        a.seq = 7;
+        let v1 = Arc::new(a.clone());
+        a.count = 2;
+        a.actions.push(action(1));
+        let v2 = Arc::new(a.clone());
+        a.count = 3;
+        a.actions.push(action(2));
+        let v3 = Arc::new(a);
+        let w = |x: &Arc<Alert>, p: Option<&Arc<Alert>>| (x.clone(), super::super::body(x), p.cloned());
+        write_batch(&mut conn, &[w(&v1, None), w(&v2, Some(&v1)), w(&v3, Some(&v2))]).expect("writes");
+        let stored = super::super::get(&conn, 7).expect("reads").expect("stored");
+        assert_eq!(stored.count, 3);
+        let actions: i64 = conn
+            .query_row("SELECT count(*) FROM actions WHERE seq = 7", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(
+            actions, 2,
+            "both actions, though only the last version was written"
+        );
+    }
 }

@@ -125,13 +125,14 @@ pub fn test_signals() -> SignalConfig {
     }
 }
 
-/// Starts the daemon on 127.0.0.1:0 with the shipped rules, watching `url`.
-pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon {
+/// The test daemon's configuration: 127.0.0.1:0, the shipped rules, `url` as its one source
+/// (quick reconnects), a fresh store, sweeps every 50 ms.
+pub fn test_config(url: &str, format: Format, signals: SignalConfig) -> Config {
     let mut source = SourceConfig::new(url, format);
     source.backoff_base_ms = 20;
     source.backoff_max_ms = 200;
     source.room = Some("flat-room".into());
-    let cfg = Config {
+    Config {
         listen: "127.0.0.1:0".into(),
         rules: crate::util::repo().join("rules"),
         sources: vec![source],
@@ -139,8 +140,14 @@ pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon 
         sweep_interval_ms: 50,
         store: crate::util::store(),
         ..Config::default()
-    };
-    liveguard::daemon::start(cfg).await.expect("daemon starts")
+    }
+}
+
+/// Starts the daemon on 127.0.0.1:0 with the shipped rules, watching `url`.
+pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon {
+    liveguard::daemon::start(test_config(url, format, signals))
+        .await
+        .expect("daemon starts")
 }
 
 /// [`daemon`], reading time from `clock` (tests move it to reach ticket deadlines); the sweeper
@@ -151,20 +158,7 @@ pub async fn daemon_with_clock(
     signals: SignalConfig,
     clock: std::sync::Arc<liveguard::clock::ManualClock>,
 ) -> Daemon {
-    let mut source = SourceConfig::new(url, format);
-    source.backoff_base_ms = 20;
-    source.backoff_max_ms = 200;
-    source.room = Some("flat-room".into());
-    let cfg = Config {
-        listen: "127.0.0.1:0".into(),
-        rules: crate::util::repo().join("rules"),
-        sources: vec![source],
-        signals,
-        sweep_interval_ms: 50,
-        store: crate::util::store(),
-        ..Config::default()
-    };
-    liveguard::daemon::start_with_clock(cfg, clock)
+    liveguard::daemon::start_with_clock(test_config(url, format, signals), clock)
         .await
         .expect("daemon starts")
 }
