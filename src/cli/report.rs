@@ -195,15 +195,7 @@ pub fn render_table(s: &Stats, out: &mut dyn Write) -> io::Result<()> {
 
     let t = &s.tickets;
     writeln!(out, "\nTickets  {} opened", t.opened)?;
-    let b = &t.by_status;
-    let statuses = [
-        ("open", b.open),
-        ("responding", b.responding),
-        ("resolved_refund", b.resolved_refund),
-        ("resolved_exchange", b.resolved_exchange),
-        ("resolved_other", b.resolved_other),
-        ("dismissed", b.dismissed),
-    ];
+    let statuses = t.by_status.pairs();
     let mut rows = Vec::new();
     for (i, (name, n)) in statuses.iter().enumerate() {
         let l = if i == 0 { "by status" } else { "" };
@@ -312,15 +304,7 @@ pub fn render_csv(s: &Stats, out: &mut dyn Write) -> io::Result<()> {
 
     let t = &s.tickets;
     row("tickets", "opened", t.opened.to_string())?;
-    let b = &t.by_status;
-    for (name, n) in [
-        ("open", b.open),
-        ("responding", b.responding),
-        ("resolved_refund", b.resolved_refund),
-        ("resolved_exchange", b.resolved_exchange),
-        ("resolved_other", b.resolved_other),
-        ("dismissed", b.dismissed),
-    ] {
+    for (name, n) in t.by_status.pairs() {
         row("tickets_by_status", name, n.to_string())?;
     }
     for (section, tm) in [("response", &t.response), ("resolution", &t.resolution)] {

@@ -160,6 +160,20 @@ pub struct ByStatus {
     pub dismissed: u64,
 }
 
+impl ByStatus {
+    /// `(status, count)` for every status, in lifecycle order.
+    pub fn pairs(&self) -> [(&'static str, u64); 6] {
+        [
+            ("open", self.open),
+            ("responding", self.responding),
+            ("resolved_refund", self.resolved_refund),
+            ("resolved_exchange", self.resolved_exchange),
+            ("resolved_other", self.resolved_other),
+            ("dismissed", self.dismissed),
+        ]
+    }
+}
+
 /// How long a promise took to keep, and how often it was broken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
