@@ -382,15 +382,9 @@ async fn split_words_repeats_and_silence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_real_binary_gracefully() {
     use std::io::BufReader;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let mut fh = Firehose::start("127.0.0.1:0").await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
-        .args(["run", "--source", &fh.url(), "--listen", "127.0.0.1:0", "--rules"])
-        .arg(crate::util::repo().join("rules"))
-        .env("LIVEGUARD_STATE_DIR", crate::util::state_dir())
-        .env("RUST_LOG", "liveguard=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
+    let mut child = crate::util::run_command(&fh.url(), &crate::util::state_dir())
         .spawn()
         .expect("start liveguard run");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));

@@ -422,26 +422,6 @@ fn insights_report_missing_db_and_bad_since_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("since"), "{out:?}");
 }
 
-/// GETs `path`: the status code and the body.
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    tokio::time::timeout(util::live::WAIT, s.read_to_string(&mut out))
-        .await
-        .expect("response in time")
-        .expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").expect("a response");
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    (code, body.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insights_api_stats_on_a_running_daemon() {
     let db = fixture_db();
@@ -459,11 +439,12 @@ async fn insights_api_stats_on_a_running_daemon() {
     };
     let daemon = liveguard::daemon::start(cfg).await.expect("daemon starts");
 
-    let (code, body) = get(daemon.addr, &format!("/api/stats?since={SINCE}&until={UNTIL}")).await;
+    let (code, body) =
+        util::live::get_status(daemon.addr, &format!("/api/stats?since={SINCE}&until={UNTIL}")).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).expect("JSON"), expected());
 
-    let (code, body) = get(
+    let (code, body) = util::live::get_status(
         daemon.addr,
         &format!("/api/stats?since={SINCE}&until={UNTIL}&room=room-1"),
     )
@@ -475,7 +456,7 @@ async fn insights_api_stats_on_a_running_daemon() {
     );
 
     // Defaults: the last 7 days up to now, which hold none of the year-old fixture.
-    let (code, body) = get(daemon.addr, "/api/stats").await;
+    let (code, body) = util::live::get_status(daemon.addr, "/api/stats").await;
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("JSON");
     let span = v["until_ms"].as_u64().unwrap() - v["since_ms"].as_u64().unwrap();
@@ -483,7 +464,7 @@ async fn insights_api_stats_on_a_running_daemon() {
     assert_eq!(v["complaints"]["total"], 0);
 
     for bad in ["/api/stats?since=bogus", "/api/stats?since=1d&until=soon"] {
-        let (code, body) = get(daemon.addr, bad).await;
+        let (code, body) = util::live::get_status(daemon.addr, bad).await;
         assert_eq!(code, 400, "{bad}: {body}");
         let v: Value = serde_json::from_str(&body).expect("a JSON error");
         assert!(

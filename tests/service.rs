@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::live::{Firehose, WAIT};
@@ -85,15 +85,9 @@ async fn ready_watchdog_reload_and_stop_over_sd_notify() {
     let sock = UnixDatagram::bind(&sock_path).expect("bind fake NOTIFY_SOCKET");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
-        .args(["run", "--source", &fh.url(), "--listen", "127.0.0.1:0", "--rules"])
-        .arg(repo().join("rules"))
+    let mut child = crate::util::run_command(&fh.url(), &crate::util::state_dir())
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "300000")
-        .env("LIVEGUARD_STATE_DIR", crate::util::state_dir())
-        .env("RUST_LOG", "liveguard=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
         .spawn()
         .expect("start liveguard run");
     let pid = child.id().to_string();

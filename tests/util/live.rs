@@ -233,42 +233,49 @@ impl Subscriber {
     }
 }
 
-/// GETs `path` from the daemon.
-pub async fn get(addr: SocketAddr, path: &str) -> String {
+/// Sends one raw HTTP/1.1 request (`Connection: close`); returns the status code and the body.
+async fn request(addr: SocketAddr, req: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     tokio::time::timeout(WAIT, s.read_to_string(&mut out))
         .await
         .expect("response in time")
         .expect("read");
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+    let (head, body) = out.split_once("\r\n\r\n").expect("a response");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
+}
+
+/// GETs `path`: the status code and the body.
+pub async fn get_status(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// GETs `path` from the daemon: the body.
+pub async fn get(addr: SocketAddr, path: &str) -> String {
+    get_status(addr, path).await.1
 }
 
 /// POSTs `body` (JSON) to `path`; returns the status code and the body.
 pub async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
-        .await
-        .expect("response in time")
-        .expect("read");
-    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
 }
 
 /// The value of a metric line (`name{labels}`) in `/metrics`, summed over matching lines.

@@ -225,18 +225,23 @@ pub fn listening_addr(stderr: &mut impl std::io::BufRead) -> std::net::SocketAdd
     panic!("the daemon never said where it listens");
 }
 
-/// Starts the real binary as `liveguard run` watching `source`, with its state in `state`;
-/// returns the child and the address it listens on. Its stderr keeps draining in a thread.
-pub fn spawn_daemon(source: &str, state: &Path) -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
-        .args(["run", "--source", source, "--listen", "127.0.0.1:0", "--rules"])
+/// `liveguard run` (the real binary) watching `source` with the shipped rules, listening on a
+/// free loopback port, its state in `state`, info logs without colour on a piped stderr.
+pub fn run_command(source: &str, state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_liveguard"));
+    c.args(["run", "--source", source, "--listen", "127.0.0.1:0", "--rules"])
         .arg(repo().join("rules"))
         .env("LIVEGUARD_STATE_DIR", state)
         .env("RUST_LOG", "liveguard=info")
         .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start liveguard run");
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Starts the real binary as `liveguard run` watching `source`, with its state in `state`;
+/// returns the child and the address it listens on. Its stderr keeps draining in a thread.
+pub fn spawn_daemon(source: &str, state: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = run_command(source, state).spawn().expect("start liveguard run");
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let addr = listening_addr(&mut stderr);
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
