@@ -439,8 +439,7 @@ impl Hub {
 
     /// Marks retracted every recent alert that involves one of `msg_ids`, or any user of
     /// `user_ids` (in `room`, when given).
-    pub fn retract(&self, room: Option<&str>, msg_ids: &[String], user_ids: &[String], now_ms: u64) {
-        let (room, msg_ids, user_ids) = (room.map(str::to_string), msg_ids.to_vec(), user_ids.to_vec());
+    pub fn retract(&self, room: Option<String>, msg_ids: Vec<String>, user_ids: Vec<String>, now_ms: u64) {
         self.send(|_| Cmd::Retract {
             room,
             msg_ids,
@@ -581,7 +580,7 @@ mod tests {
         }
         // Seq 1 is no longer in the writer's memory (2 hot alerts): read back to update.
         hub.update(1, 9, |a| a.count = 5);
-        hub.retract(Some("b"), &["m3".into()], &[], 10);
+        hub.retract(Some("b".into()), vec!["m3".into()], vec![], 10);
         hub.flush().await;
         assert_eq!(hub.last_seq(), 4);
         let first = rx.try_recv().expect("published");

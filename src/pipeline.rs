@@ -154,7 +154,7 @@ impl Pipeline {
                 msg_ids,
                 user_ids,
             } => {
-                self.hub.retract(room.as_deref(), &msg_ids, &user_ids, now_ms);
+                self.hub.retract(room, msg_ids, user_ids, now_ms);
             }
             Event::Ignored(kind) => self.metrics.ignored(&kind),
         }
