@@ -1,7 +1,7 @@
 //! Classifier speed on realistic short live comments (the simulator's mix: zh/en, with
 //! evasions), using the
-//! shipped packs in `rules/`: normalize alone, match alone, full classify, and a 10,000-term
-//! rule build. Figures go to BENCHMARKS.md.
+//! shipped packs and model in `rules/`: normalize alone, match alone, full classify (with
+//! the model, and the rules alone), and a 10,000-term rule build. Figures go to BENCHMARKS.md.
 
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
@@ -62,22 +62,30 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    g.bench_function("full_classify_1000", |b| {
-        let mut s = Scratch::new();
-        b.iter(|| {
-            for t in &comments {
-                black_box(classify(
-                    &set,
-                    &mut s,
-                    Input {
-                        text: black_box(t),
-                        user: Some("u"),
-                        product: None,
-                    },
-                ));
-            }
-        })
-    });
+    // With the shipped model (rules/model/*.lgm), then the rules alone.
+    let mut rules_only = rules::load_dir(Path::new("rules")).expect("shipped rules compile");
+    rules_only.model = None;
+    for (name, set) in [
+        ("full_classify_1000", &set),
+        ("rules_only_classify_1000", &rules_only),
+    ] {
+        g.bench_function(name, |b| {
+            let mut s = Scratch::new();
+            b.iter(|| {
+                for t in &comments {
+                    black_box(classify(
+                        set,
+                        &mut s,
+                        Input {
+                            text: black_box(t),
+                            user: Some("u"),
+                            product: None,
+                        },
+                    ));
+                }
+            })
+        });
+    }
     g.finish();
 
     let terms: Vec<String> = (0..10_000)

@@ -551,6 +551,7 @@ mod tests {
             script: None,
             lang: Lang::Zh,
             purchase: false,
+            source: Default::default(),
         };
         let user = User {
             id: "u1".into(),

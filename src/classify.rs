@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::features::{self, hash_str, Kind};
+use crate::model::{Features, Model, Probs};
 use crate::normalize::{Normalized, Normalizer};
-use crate::rules::compile::{Detector, GroupKind, Role, RuleSet};
+use crate::rules::compile::{Detector, GroupKind, ModelCfg, Role, RuleSet};
 use crate::taxonomy::{Action, Class, Lang, Topic};
 
 /// A topic's score must reach this for its class to fire.
@@ -75,6 +77,36 @@ pub struct Verdict {
     pub lang: Lang,
     /// Purchase context was found.
     pub purchase: bool,
+    /// Who decided the class: the rules, the model, or both agreeing.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// Who decided a verdict's class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The rules alone (no model loaded, or the model leaned the other way without being sure).
+    #[default]
+    Rules,
+    /// The model: it raised what the rules missed, or dropped a weak rule hit.
+    Model,
+    /// The rules decided and the model agreed.
+    Both,
+}
+
+impl Source {
+    /// Every source, for metrics.
+    pub const ALL: [Source; 3] = [Source::Rules, Source::Model, Source::Both];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rules => "rules",
+            Self::Model => "model",
+            Self::Both => "both",
+        }
+    }
 }
 
 /// State of one hit after allow-lists and negation.
@@ -121,6 +153,8 @@ pub struct Scratch {
     scores: [f32; TOPICS],
     /// Per topic, the weight of its strongest single group (breaks ties).
     strongest: [f32; TOPICS],
+    /// The last comment's model features (when a model is loaded).
+    pub feats: Features,
 }
 
 const TOPICS: usize = Topic::ALL.len();
@@ -372,10 +406,313 @@ fn apply_allow_and_negation(rules: &RuleSet, norm: &Normalized, hits: &mut [Hit]
     }
 }
 
-/// Classifies one comment.
+/// Classifies one comment: the rules decide, then the rule set's model (if any) gives its
+/// second opinion.
 pub fn classify(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdict {
+    classify_with(rules, rules.model.as_deref(), scratch, input)
+}
+
+/// [`classify`] with another model than the rule set's (training's cross-validation).
+pub fn classify_with(
+    rules: &RuleSet,
+    model: Option<&Model>,
+    scratch: &mut Scratch,
+    input: Input<'_>,
+) -> Verdict {
     match_text(rules, scratch, input.text);
-    decide(rules, scratch, input)
+    let verdict = decide(rules, scratch, input);
+    match model {
+        Some(m) => second_opinion(rules, m, scratch, input, verdict),
+        None => verdict,
+    }
+}
+
+/// Fixed model tags, hashed once.
+struct Tags {
+    lang: [u64; 2],
+    verdict: [u64; TOPICS + 1],
+    strength: [[u64; 5]; 2],
+    length: [[u64; 6]; 2],
+    question: u64,
+    purchase: u64,
+}
+
+static TAGS: std::sync::LazyLock<Tags> = std::sync::LazyLock::new(|| {
+    let langs = [Lang::Zh, Lang::En];
+    Tags {
+        lang: langs.map(|l| hash_str(&format!("lang:{}", l.as_str()))),
+        verdict: std::array::from_fn(|i| match Topic::ALL.get(i) {
+            Some(t) => hash_str(&format!("rv:{}", t.as_str())),
+            None => hash_str("rv:neutral"),
+        }),
+        strength: [Class::Complaint, Class::Attack]
+            .map(|c| std::array::from_fn(|b| hash_str(&format!("rs:{}:{b}", c.as_str())))),
+        length: langs.map(|l| std::array::from_fn(|b| hash_str(&format!("len:{}:{b}", l.as_str())))),
+        question: hash_str("question"),
+        purchase: hash_str("purchase"),
+    }
+});
+
+/// Fills `scratch.feats` with what the model sees of the last matched comment: its text
+/// n-grams, the rule groups that fired and the rules' verdict. Training and classifying both
+/// come through here, so they always see the same features.
+pub fn model_features(rules: &RuleSet, scratch: &mut Scratch, verdict: &Verdict) {
+    let f = &mut scratch.feats;
+    f.clear();
+    features::text_features(&scratch.norm, f);
+    for &g in &scratch.fired_list {
+        if let Some(&h) = rules.group_features.get(g as usize) {
+            f.tag(h, || format!("rule {}", rules.groups[g as usize].id));
+        }
+    }
+    let t = &*TAGS;
+    let l = verdict.lang as usize;
+    f.tag(t.lang[l], || format!("lang {}", verdict.lang.as_str()));
+    let vt = verdict.topic.map_or(TOPICS, |tp| tp as usize);
+    f.tag(t.verdict[vt], || {
+        format!("rules say {}", verdict.topic.map_or("neutral", Topic::as_str))
+    });
+    if verdict.class != Class::Neutral {
+        let c = usize::from(verdict.class == Class::Attack);
+        let b = ((verdict.score * 4.0) as usize).min(4);
+        f.tag(t.strength[c][b], || format!("rules score bucket {b}"));
+    }
+    let chars = scratch.norm.text.len() / if l == Lang::Zh as usize { 3 } else { 1 };
+    let b = match chars {
+        0..=4 => 0,
+        5..=9 => 1,
+        10..=19 => 2,
+        20..=39 => 3,
+        40..=79 => 4,
+        _ => 5,
+    };
+    f.tag(t.length[l][b], || format!("length bucket {b}"));
+    if scratch.norm.has_question_mark {
+        f.tag(t.question, || "question mark".into());
+    }
+    if verdict.purchase {
+        f.tag(t.purchase, || "purchase context".into());
+    }
+}
+
+/// What the model does to a rules' verdict.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Opinion {
+    /// Keep the rules' verdict; the source says whether the model agreed.
+    Keep(Source),
+    /// Raise this class (the rules said neutral), this sure.
+    Raise(Class, f32),
+    /// Drop the rules' weak hit: the model is sure it is neutral.
+    Drop,
+}
+
+/// The model's say over a rules' verdict of `class` scoring `score`: raise what the rules
+/// missed when sure, drop a weak rule hit it is sure is neutral, otherwise keep the rules'
+/// verdict. One function, so classify and training's threshold sweep decide alike.
+pub fn combine(class: Class, score: f32, p: &Probs, cfg: &ModelCfg) -> Opinion {
+    if class == Class::Neutral {
+        let (c, pc, raise) = if p.complaint >= p.attack {
+            (Class::Complaint, p.complaint, cfg.raise_complaint)
+        } else {
+            (Class::Attack, p.attack, cfg.raise_attack)
+        };
+        if pc >= raise {
+            return Opinion::Raise(c, pc);
+        }
+    } else if score < cfg.weak && p.neutral >= cfg.veto {
+        return Opinion::Drop;
+    }
+    Opinion::Keep(if p.best() == class {
+        Source::Both
+    } else {
+        Source::Rules
+    })
+}
+
+/// Applies the model's opinion to the rules' verdict `v`.
+fn second_opinion(
+    rules: &RuleSet,
+    model: &Model,
+    scratch: &mut Scratch,
+    input: Input<'_>,
+    v: Verdict,
+) -> Verdict {
+    model_features(rules, scratch, &v);
+    let p = model.probs(&scratch.feats);
+    match combine(v.class, v.score, &p, &rules.model_cfg(v.lang)) {
+        Opinion::Raise(class, pc) => match model.topic(&scratch.feats, class) {
+            Some((topic, _)) => {
+                // Rare: only now are spans worth keeping, for the evidence.
+                scratch.feats.detail = true;
+                model_features(rules, scratch, &v);
+                scratch.feats.detail = false;
+                model_verdict(rules, model, scratch, input, &v, topic, pc)
+            }
+            None => v,
+        },
+        Opinion::Drop => Verdict {
+            class: Class::Neutral,
+            topic: None,
+            score: p.neutral,
+            evidence: Vec::new(),
+            action: Action::None,
+            script: None,
+            source: Source::Model,
+            ..v
+        },
+        Opinion::Keep(source) => Verdict { source, ..v },
+    }
+}
+
+/// A verdict the model raised: its topic, the rules' action and script for that topic, and
+/// the n-grams that pushed it most as evidence.
+fn model_verdict(
+    rules: &RuleSet,
+    model: &Model,
+    scratch: &Scratch,
+    input: Input<'_>,
+    v: &Verdict,
+    topic: Topic,
+    p: f32,
+) -> Verdict {
+    let class = topic.class();
+    let action = action_for(class, topic, p);
+    let script = rules
+        .script(v.lang, Some(topic), class, action)
+        .map(|s| fill_script(s, input, v.lang));
+    Verdict {
+        class,
+        topic: Some(topic),
+        score: p,
+        evidence: model_evidence(model, scratch, input.text, class),
+        action,
+        script,
+        lang: v.lang,
+        purchase: v.purchase,
+        source: Source::Model,
+    }
+}
+
+/// How many n-grams a model verdict shows as evidence.
+const MODEL_EVIDENCE: usize = 3;
+/// The rule name model evidence carries.
+pub const MODEL_RULE: &str = "model";
+
+/// The text n-grams that pushed most towards `class`, as (merged) spans of the original.
+fn model_evidence(model: &Model, scratch: &Scratch, text: &str, class: Class) -> Vec<Evidence> {
+    let f = &scratch.feats;
+    let mut top: [(f32, usize); MODEL_EVIDENCE] = [(0.0, usize::MAX); MODEL_EVIDENCE];
+    // `kinds` and `spans` are filled: the caller asked for detail.
+    for (i, kind) in f.kinds.iter().enumerate() {
+        if *kind == Kind::Tag {
+            continue;
+        }
+        let w = model.push_towards(f, i, class);
+        if w > top[MODEL_EVIDENCE - 1].0 {
+            top[MODEL_EVIDENCE - 1] = (w, i);
+            top.sort_by(|a, b| b.0.total_cmp(&a.0));
+        }
+    }
+    let mut spans: Vec<(usize, usize)> = top
+        .iter()
+        .filter(|(_, i)| *i != usize::MAX)
+        .filter_map(|&(_, i)| f.spans.get(i))
+        .map(|&(s, e)| scratch.norm.original_span(s as usize, e as usize))
+        .filter(|(s, e)| s < e)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (s, e) in spans {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let rule: Arc<str> = Arc::from(MODEL_RULE);
+    merged
+        .into_iter()
+        .map(|(s, e)| Evidence {
+            rule: rule.clone(),
+            start: s,
+            end: e,
+            text: text.get(s..e).unwrap_or("").to_string(),
+        })
+        .collect()
+}
+
+/// The action for a verdict of `class`/`topic` this sure.
+fn action_for(class: Class, topic: Topic, score: f32) -> Action {
+    match (class, topic) {
+        (Class::Complaint, _) if score >= INVITE_THRESHOLD => Action::InviteCostream,
+        (Class::Complaint, _) => Action::ScriptedReply,
+        (_, Topic::Insult | Topic::Hate | Topic::Threat) => Action::MuteReview,
+        _ => Action::PrivateResolution,
+    }
+}
+
+/// What the model thought of `text`, for `liveguard rules explain`.
+#[derive(Debug, Clone)]
+pub struct ModelExplain {
+    /// Class probabilities.
+    pub probs: Probs,
+    /// The features that pushed most towards the most probable non-neutral class (or away
+    /// from it, when negative): a readable name and the push.
+    pub top: Vec<(String, f32)>,
+    /// The class `top` is about.
+    pub towards: Class,
+}
+
+/// Explains the model's view of `text` (None without a model).
+pub fn explain_model(rules: &RuleSet, text: &str) -> Option<ModelExplain> {
+    let model = rules.model.as_deref()?;
+    let mut scratch = Scratch::new();
+    scratch.feats.tag_names = Some(Vec::new());
+    scratch.feats.detail = true;
+    match_text(rules, &mut scratch, text);
+    let v = decide(
+        rules,
+        &mut scratch,
+        Input {
+            text,
+            ..Input::default()
+        },
+    );
+    model_features(rules, &mut scratch, &v);
+    let probs = model.probs(&scratch.feats);
+    let towards = if probs.complaint >= probs.attack {
+        Class::Complaint
+    } else {
+        Class::Attack
+    };
+    let f = &scratch.feats;
+    let names = f.tag_names.as_deref().unwrap_or(&[]);
+    let mut tag = 0;
+    let mut top: Vec<(String, f32)> = f
+        .kinds
+        .iter()
+        .zip(&f.spans)
+        .enumerate()
+        .map(|(i, (&kind, &(s, e)))| {
+            let name = if kind == Kind::Tag {
+                tag += 1;
+                names.get(tag - 1).cloned().unwrap_or_default()
+            } else {
+                let kind = match kind {
+                    Kind::Uni => "uni",
+                    Kind::Bi => "bi",
+                    Kind::Tri => "tri",
+                    Kind::Sub => "sub",
+                    _ => "edge",
+                };
+                let t = scratch.norm.text.get(s as usize..e as usize).unwrap_or("");
+                format!("{kind} {t:?}")
+            };
+            (name, model.push_towards(f, i, towards))
+        })
+        .collect();
+    top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    top.truncate(12);
+    Some(ModelExplain { probs, top, towards })
 }
 
 /// The decision over the hits `match_text` left in `scratch`.
@@ -472,16 +809,12 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
             script: None,
             lang,
             purchase,
+            source: Source::Rules,
         };
     };
     let class = topic.class();
     let score = raw.min(1.0);
-    let action = match (class, topic) {
-        (Class::Complaint, _) if score >= INVITE_THRESHOLD => Action::InviteCostream,
-        (Class::Complaint, _) => Action::ScriptedReply,
-        (_, Topic::Insult | Topic::Hate | Topic::Threat) => Action::MuteReview,
-        _ => Action::PrivateResolution,
-    };
+    let action = action_for(class, topic, score);
     let evidence = evidence_for(rules, scratch, input.text, topic, purchase, lang);
     let script = rules
         .script(lang, Some(topic), class, action)
@@ -495,6 +828,7 @@ pub fn decide(rules: &RuleSet, scratch: &mut Scratch, input: Input<'_>) -> Verdi
         script,
         lang,
         purchase,
+        source: Source::Rules,
     }
 }
 

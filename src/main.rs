@@ -144,11 +144,49 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Train the model from labelled JSONL (`{"text","label","topic"?}`), print
+    /// cross-validated figures, and write the model file the daemon hot-reloads.
+    Train(TrainArgs),
     /// Validate and debug rule packs.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Labelled JSONL files, or directories of them (every `*.jsonl`, sorted).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Rule packs directory (the model learns from what the rules fire).
+    #[arg(long, default_value = "rules")]
+    rules: PathBuf,
+    /// Where to write the model (`-` for none: cross-validate only).
+    #[arg(long, default_value = "rules/model/liveguard.lgm")]
+    out: PathBuf,
+    /// Cross-validation folds (0: skip).
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Shuffling seed.
+    #[arg(long, default_value_t = liveguard::train::Options::default().seed)]
+    seed: u64,
+    /// Passes over the data.
+    #[arg(long, default_value_t = liveguard::train::Options::default().epochs)]
+    epochs: u32,
+    /// AdaGrad step.
+    #[arg(long, default_value_t = liveguard::train::Options::default().rate)]
+    rate: f32,
+    /// L2 penalty.
+    #[arg(long, default_value_t = liveguard::train::Options::default().l2)]
+    l2: f32,
+    /// Weigh the items of files under PATH by W (`PATH=W`, repeatable), e.g. real comments
+    /// over written ones.
+    #[arg(long = "weight", value_name = "PATH=W")]
+    weights: Vec<String>,
+    /// Class table size in bits (rows = 2^bits).
+    #[arg(long, default_value_t = liveguard::train::Options::default().bits)]
+    bits: u32,
 }
 
 #[derive(Subcommand)]
@@ -375,6 +413,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Train(a) => train(&a),
         Command::Report(a) => {
             report(a)?;
             Ok(ExitCode::SUCCESS)
@@ -448,4 +487,32 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn train(a: &TrainArgs) -> anyhow::Result<ExitCode> {
+    use liveguard::cli::train as t;
+    let set =
+        rules::load_packs(&a.rules).map_err(|e| anyhow::anyhow!("rules in {}: {e}", a.rules.display()))?;
+    let files = t::training_files(&a.inputs)?;
+    let weights = a
+        .weights
+        .iter()
+        .map(|w| t::parse_weight(w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (items, names) = t::load_items(&files, &weights, vec![t::examples_of(&set)])?;
+    let opts = liveguard::train::Options {
+        folds: a.folds,
+        seed: a.seed,
+        epochs: a.epochs,
+        rate: a.rate,
+        l2: a.l2,
+        bits: a.bits.clamp(8, 22),
+        ..Default::default()
+    };
+    let model = t::run(&set, items, &names, &opts, &mut io::stdout().lock())?;
+    if a.out.as_os_str() != "-" {
+        let n = t::write_model(&model, &a.out).with_context(|| format!("write {}", a.out.display()))?;
+        println!("\nmodel written: {} ({n} bytes)", a.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -324,6 +324,7 @@ impl Pipeline {
                 .map(|s| crate::classify::fill_script(s, input, lang)),
             lang,
             purchase: false,
+            source: Default::default(),
         }
     }
 
@@ -430,6 +431,7 @@ fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
         script: None,
         lang: Lang::En,
         purchase: false,
+        source: Default::default(),
     };
     let mut a = Alert::new(AlertKind::Ops, room, user, text, verdict, now_ms);
     a.users.clear();

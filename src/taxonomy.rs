@@ -154,4 +154,12 @@ impl Lang {
             _ => return None,
         })
     }
+
+    /// The rule-file name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zh => "zh",
+            Self::En => "en",
+        }
+    }
 }

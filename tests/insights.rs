@@ -111,6 +111,7 @@ fn alert(row: &Row) -> Alert {
         script: None,
         lang: Lang::Zh,
         purchase: false,
+        source: Default::default(),
     };
     let user = User {
         id: format!("u{seq}"),

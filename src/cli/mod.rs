@@ -2,6 +2,7 @@
 //! readers and writers so tests drive them with strings; `main.rs` only parses flags.
 
 pub mod report;
+pub mod train;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 

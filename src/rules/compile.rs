@@ -14,8 +14,12 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Regex, RegexBuilder};
 use toml::Spanned;
 
+use serde::Serialize;
+
 use super::file::{PackFile, RawDetector};
 use super::{RuleError, RuleErrors};
+use crate::model::features::hash_str;
+use crate::model::Model;
 use crate::normalize::Normalizer;
 use crate::taxonomy::{Action, Class, Lang, Topic};
 
@@ -62,6 +66,43 @@ pub struct RuleSet {
     pub packs: Vec<(String, PathBuf)>,
     /// How many terms were compiled.
     pub term_count: usize,
+    /// Per group, the model feature saying it fired (hash of `g:<id>`).
+    pub(crate) group_features: Vec<u64>,
+    /// Model thresholds per language (`[model]` tables), indexed by [`Lang`].
+    pub(crate) model_cfg: [ModelCfg; 2],
+    /// The learned second opinion (`*.lgm` in the rules directory), when there is one.
+    pub model: Option<Arc<Model>>,
+}
+
+/// When the learned model may overrule the rules, for one language (`[model]` in a pack).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ModelCfg {
+    /// Raise a complaint the rules missed at this P(complaint).
+    pub raise_complaint: f32,
+    /// Raise an attack the rules missed at this P(attack).
+    pub raise_attack: f32,
+    /// A rule verdict below this score is weak...
+    pub weak: f32,
+    /// ...and is dropped at this P(neutral).
+    pub veto: f32,
+}
+
+impl Default for ModelCfg {
+    fn default() -> Self {
+        Self {
+            raise_complaint: 0.8,
+            raise_attack: 0.85,
+            weak: 0.6,
+            veto: 0.9,
+        }
+    }
+}
+
+impl RuleSet {
+    /// The model thresholds for `lang`.
+    pub fn model_cfg(&self, lang: Lang) -> ModelCfg {
+        self.model_cfg[lang as usize]
+    }
 }
 
 /// A named group of rules: a keyword list, a regex, a boolean rule, a detector, a context
@@ -293,6 +334,29 @@ impl Ctx<'_> {
         Some(t)
     }
 
+    /// A `[model]` table: each threshold a probability in (0, 1].
+    fn model_cfg(&mut self, id: &str, m: &super::file::RawModel) -> ModelCfg {
+        let d = ModelCfg::default();
+        let mut get = |name: &str, v: &Option<Spanned<f64>>, default: f32| match v {
+            Some(v) if *v.get_ref() > 0.0 && *v.get_ref() <= 1.0 => *v.get_ref() as f32,
+            Some(v) => {
+                self.err(
+                    v.span().start,
+                    Some(id),
+                    format!("[model] {name} = {} must be a probability in (0, 1]", v.get_ref()),
+                );
+                default
+            }
+            None => default,
+        };
+        ModelCfg {
+            raise_complaint: get("raise_complaint", &m.raise_complaint, d.raise_complaint),
+            raise_attack: get("raise_attack", &m.raise_attack, d.raise_attack),
+            weak: get("weak", &m.weak, d.weak),
+            veto: get("veto", &m.veto, d.veto),
+        }
+    }
+
     fn weight(&mut self, id: &str, w: &Spanned<f64>) -> f32 {
         let v = *w.get_ref();
         if !(0.0..=1.0).contains(&v) {
@@ -507,6 +571,8 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
     let mut packs = Vec::new();
     let mut det_settings: [[Option<DetSetting>; 2]; 3] = [[None; 2]; 3];
     let mut det_owner: HashMap<(usize, usize), PathBuf> = HashMap::new();
+    let mut model_cfg = [ModelCfg::default(); 2];
+    let mut model_owner: [Option<String>; 2] = [None, None];
 
     for file in files {
         let mut ctx = Ctx {
@@ -523,6 +589,19 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             );
         }
         packs.push((p.pack.id.get_ref().clone(), file.path.clone()));
+        if let (Some(m), Some(lang)) = (&p.model, lang) {
+            let at = m.span().start;
+            if let Some(first) = &model_owner[lang as usize] {
+                ctx.err(
+                    at,
+                    Some(p.pack.id.get_ref()),
+                    format!("second [model] table for {} (first in {first})", lang.as_str()),
+                );
+            } else {
+                model_owner[lang as usize] = Some(format!("{}:{}", file.path.display(), file.line(at)));
+                model_cfg[lang as usize] = ctx.model_cfg(p.pack.id.get_ref(), m.get_ref());
+            }
+        }
 
         for k in &p.keywords {
             let id = k.id.get_ref().clone();
@@ -866,7 +945,11 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             gates: (gstart, pat_gate.len() as u32),
         });
     }
+    let group_features = groups.iter().map(|g| hash_str(&format!("g:{}", g.id))).collect();
     Ok(RuleSet {
+        group_features,
+        model_cfg,
+        model: None,
         groups,
         ac,
         patterns,

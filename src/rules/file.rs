@@ -42,6 +42,27 @@ pub struct RawPack {
     /// `[[example]]`: cases the pack must classify as stated (unit tests for rules).
     #[serde(default)]
     pub example: Vec<RawExample>,
+    /// `[model]`: when the learned model may raise or drop an alert, in this pack's language.
+    #[serde(default)]
+    pub model: Option<Spanned<RawModel>>,
+}
+
+/// `[model]`: thresholds on the model's probabilities, per language (one table per language).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Raise a complaint the rules missed when P(complaint) reaches this.
+    #[serde(default)]
+    pub raise_complaint: Option<Spanned<f64>>,
+    /// Raise an attack the rules missed when P(attack) reaches this.
+    #[serde(default)]
+    pub raise_attack: Option<Spanned<f64>>,
+    /// A rule verdict scoring below this is weak...
+    #[serde(default)]
+    pub weak: Option<Spanned<f64>>,
+    /// ...and is dropped when P(neutral) reaches this.
+    #[serde(default)]
+    pub veto: Option<Spanned<f64>>,
 }
 
 /// `[pack]`.

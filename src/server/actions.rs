@@ -315,6 +315,7 @@ mod tests {
             script: Some("s".into()),
             lang: Lang::Zh,
             purchase: true,
+            source: Default::default(),
         };
         Alert::new(
             AlertKind::Comment,

@@ -518,6 +518,7 @@ mod tests {
             script: None,
             lang: Lang::Zh,
             purchase: true,
+            source: Default::default(),
         };
         let mut a = Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1);
         a.seq = 7;
