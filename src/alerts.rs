@@ -39,6 +39,9 @@ pub enum AlertKind {
     Brigade,
     /// Operational: a room's firehose went silent (the watcher is blind).
     Ops,
+    /// A comment liveguard missed, reported by a floor manager (`POST /api/report`): it gets
+    /// a ticket like any complaint, and its class is a training label.
+    Reported,
 }
 
 impl AlertKind {
@@ -51,6 +54,7 @@ impl AlertKind {
             Self::Flood => "flood",
             Self::Brigade => "brigade",
             Self::Ops => "ops",
+            Self::Reported => "reported",
         }
     }
 }
@@ -190,7 +194,11 @@ impl Alert {
 
     /// Whether this alert opens a ticket: a buyer's complaint (not a signal or ops alert).
     pub fn wants_ticket(&self) -> bool {
-        self.verdict.class == Class::Complaint && matches!(self.kind, AlertKind::Comment | AlertKind::Split)
+        self.verdict.class == Class::Complaint
+            && matches!(
+                self.kind,
+                AlertKind::Comment | AlertKind::Split | AlertKind::Reported
+            )
     }
 }
 

@@ -18,6 +18,7 @@ use crate::model::features::{self, hash_str, Kind};
 use crate::model::{Features, Model, Probs};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::compile::{Detector, GroupKind, ModelCfg, Role, RuleSet};
+pub use crate::taxonomy::Source;
 use crate::taxonomy::{Action, Class, Lang, Topic};
 
 /// A topic's score must reach this for its class to fire.
@@ -80,33 +81,6 @@ pub struct Verdict {
     /// Who decided the class: the rules, the model, or both agreeing.
     #[serde(default)]
     pub source: Source,
-}
-
-/// Who decided a verdict's class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// The rules alone (no model loaded, or the model leaned the other way without being sure).
-    #[default]
-    Rules,
-    /// The model: it raised what the rules missed, or dropped a weak rule hit.
-    Model,
-    /// The rules decided and the model agreed.
-    Both,
-}
-
-impl Source {
-    /// Every source, for metrics.
-    pub const ALL: [Source; 3] = [Source::Rules, Source::Model, Source::Both];
-
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rules => "rules",
-            Self::Model => "model",
-            Self::Both => "both",
-        }
-    }
 }
 
 /// State of one hit after allow-lists and negation.
@@ -550,6 +524,11 @@ fn second_opinion(
             }
             None => v,
         },
+        // Only rules the model saw fire in training can be overruled (not one ops just added).
+        Opinion::Drop if !knows_fired_rules(rules, model, scratch) => Verdict {
+            source: Source::Rules,
+            ..v
+        },
         Opinion::Drop => Verdict {
             class: Class::Neutral,
             topic: None,
@@ -562,6 +541,18 @@ fn second_opinion(
         },
         Opinion::Keep(source) => Verdict { source, ..v },
     }
+}
+
+/// Whether the model saw every scored rule group that fired on the last comment fire in
+/// training.
+fn knows_fired_rules(rules: &RuleSet, model: &Model, scratch: &Scratch) -> bool {
+    scratch.fired_list.iter().all(|&g| {
+        !rules.groups[g as usize].kind.scored()
+            || rules
+                .group_features
+                .get(g as usize)
+                .is_some_and(|&h| model.knows_group(h))
+    })
 }
 
 /// A verdict the model raised: its topic, the rules' action and script for that topic, and

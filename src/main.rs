@@ -144,6 +144,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The floor's decisions as training labels.
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
+    },
     /// Train the model from labelled JSONL (`{"text","label","topic"?}`), print
     /// cross-validated figures, and write the model file the daemon hot-reloads.
     Train(TrainArgs),
@@ -152,6 +157,41 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum FeedbackCommand {
+    /// Write the floor's decisions (invite, script, resolve, mute, dismiss, reported misses)
+    /// as training JSONL on stdout, each with the verdict it confirmed or corrected.
+    Export {
+        /// Only decisions on alerts changed in this window (90s, 30m, 24h, 7d, or ms since
+        /// the epoch).
+        #[arg(long, default_value = "3650d")]
+        since: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Which state database to read.
+#[derive(clap::Args)]
+struct DbArgs {
+    /// The state database (default: the config's store, else the state directory's).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Configuration file (for its [store] path).
+    #[arg(long, env = "LIVEGUARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        Ok(match (&self.db, &self.config) {
+            (Some(db), _) => db.clone(),
+            (None, Some(path)) => Config::load(path)?.store.db_path(),
+            (None, None) => liveguard::store::StoreConfig::default().db_path(),
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -184,6 +224,13 @@ struct TrainArgs {
     /// over written ones.
     #[arg(long = "weight", value_name = "PATH=W")]
     weights: Vec<String>,
+    /// Fold in the floor's decisions from this state database (repeatable): confirmations and
+    /// dismissals, weighted by --feedback-weight, listed first so they win over older data.
+    #[arg(long)]
+    feedback: Vec<PathBuf>,
+    /// Weight of one floor decision against one written item.
+    #[arg(long, default_value_t = 4.0)]
+    feedback_weight: f32,
     /// Class table size in bits (rows = 2^bits).
     #[arg(long, default_value_t = liveguard::train::Options::default().bits)]
     bits: u32,
@@ -414,6 +461,22 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Train(a) => train(&a),
+        Command::Feedback {
+            command: FeedbackCommand::Export { since, db },
+        } => {
+            let since = liveguard::store::insights::parse_since(&since, liveguard::pipeline::now_ms())
+                .map_err(anyhow::Error::msg)?;
+            let conn = liveguard::store::open_reader(&db.path()?)?;
+            let labels = liveguard::store::feedback::floor_labels(&conn, since)?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            for l in &labels {
+                serde_json::to_writer(&mut out, l)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            eprintln!("{} floor decision(s) exported", labels.len());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(a) => {
             report(a)?;
             Ok(ExitCode::SUCCESS)
@@ -499,7 +562,18 @@ fn train(a: &TrainArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|w| t::parse_weight(w))
         .collect::<Result<Vec<_>, _>>()?;
-    let (items, names) = t::load_items(&files, &weights, vec![t::examples_of(&set)])?;
+    let mut extra = Vec::new();
+    for db in &a.feedback {
+        let conn = liveguard::store::open_reader(db)?;
+        let labels = liveguard::store::feedback::floor_labels(&conn, 0)?;
+        extra.push(t::feedback_items(
+            &db.display().to_string(),
+            &labels,
+            a.feedback_weight,
+        ));
+    }
+    extra.push(t::examples_of(&set));
+    let (items, names) = t::load_items(&files, &weights, extra)?;
     let opts = liveguard::train::Options {
         folds: a.folds,
         seed: a.seed,

@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::taxonomy::Topic;
+use crate::taxonomy::{Source, Topic};
 
 /// Per-room labels get this many rooms at most; the rest count under `room="other"`, so a
 /// relay carrying endless rooms cannot blow up the metrics' cardinality.
@@ -64,6 +64,7 @@ pub struct Metrics {
     room_labels: Mutex<usize>,
     topic_counters: Vec<Counter>,
     neutral_counter: Counter,
+    source_counters: Vec<Counter>,
     parse_errors: Family<SourceReason, Counter>,
     reconnects: Family<SourceLabel, Counter>,
     connected: Family<SourceLabel, Gauge>,
@@ -309,12 +310,29 @@ impl Metrics {
                 topic: "none".into(),
             })
             .clone();
+        let sources = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "verdict_sources",
+            "Verdicts per decider: rules, model (raised what the rules missed, or dropped a weak rule hit), both (the model agreed)",
+            sources.clone(),
+        );
+        let source_counters = Source::ALL
+            .iter()
+            .map(|s| {
+                sources
+                    .get_or_create(&SourceLabel {
+                        source: s.as_str().into(),
+                    })
+                    .clone()
+            })
+            .collect();
         Self {
             registry,
             comments,
             room_labels: Mutex::new(0),
             topic_counters,
             neutral_counter,
+            source_counters,
             parse_errors,
             reconnects,
             connected,
@@ -367,12 +385,15 @@ impl Metrics {
             .clone()
     }
 
-    /// Counts one verdict.
-    pub fn verdict(&self, topic: Option<Topic>) {
+    /// Counts one verdict, by topic and by who decided it.
+    pub fn verdict(&self, topic: Option<Topic>, source: Source) {
         match topic {
             Some(t) => self.topic_counters.get(t as usize).map(Counter::inc),
             None => Some(self.neutral_counter.inc()),
         };
+        if let Some(c) = self.source_counters.get(source as usize) {
+            c.inc();
+        }
     }
 
     /// Counts a frame that did not parse.

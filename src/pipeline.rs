@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, AlertKind, Hub};
-use crate::classify::{classify, Evidence, Input, Scratch, Verdict};
+use crate::classify::{classify, classify_with, Evidence, Input, Scratch, Verdict};
 use crate::ingest::{Comment, Event, Format, User};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
@@ -231,7 +231,7 @@ impl Pipeline {
         }
         if c.signals.is_moderator == Some(true) {
             self.metrics.exempt.inc();
-            self.metrics.verdict(verdict.topic);
+            self.metrics.verdict(verdict.topic, verdict.source);
             return;
         }
         let mut kind = AlertKind::Comment;
@@ -239,8 +239,11 @@ impl Pipeline {
         if verdict.class == Class::Neutral {
             if let Some(prev) = &observed.split_prev {
                 let joined = format!("{prev}{}", c.text);
-                let v = classify(
+                // Rules only: split words are evasions of rule terms, and the model's n-grams
+                // across two unrelated comments would see shapes no one wrote.
+                let v = classify_with(
                     &rules,
+                    None,
                     scratch,
                     Input {
                         text: &joined,
@@ -254,7 +257,7 @@ impl Pipeline {
                 }
             }
         }
-        self.metrics.verdict(verdict.topic);
+        self.metrics.verdict(verdict.topic, verdict.source);
         self.metrics
             .classify_seconds
             .observe(started.elapsed().as_secs_f64());

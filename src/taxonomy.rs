@@ -163,3 +163,33 @@ impl Lang {
         }
     }
 }
+
+/// Who decided a verdict's class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The rules alone (no model loaded, or the model leaned the other way without being sure).
+    #[default]
+    Rules,
+    /// The model: it raised what the rules missed, or dropped a weak rule hit.
+    Model,
+    /// The rules decided and the model agreed.
+    Both,
+    /// A floor manager reported a comment liveguard missed.
+    Floor,
+}
+
+impl Source {
+    /// Every source, for metrics.
+    pub const ALL: [Source; 4] = [Source::Rules, Source::Model, Source::Both, Source::Floor];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rules => "rules",
+            Self::Model => "model",
+            Self::Both => "both",
+            Self::Floor => "floor",
+        }
+    }
+}

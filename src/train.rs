@@ -155,6 +155,27 @@ pub fn dedupe(items: Vec<Labelled>) -> (Vec<Labelled>, usize) {
     (out, conflicts)
 }
 
+/// A rule group is known to the model once it fired on this many training items.
+const KNOWN_GROUP_MIN: usize = 3;
+
+/// The group features that fired on at least [`KNOWN_GROUP_MIN`] of `data`, sorted.
+fn known_groups(rules: &RuleSet, data: &[Prepared], idx: &[usize]) -> Vec<u64> {
+    let mut counts: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let groups: HashSet<u64> = rules.group_features.iter().copied().collect();
+    for &i in idx {
+        for h in data[i].hashes.iter().filter(|h| groups.contains(h)) {
+            *counts.entry(*h).or_default() += 1;
+        }
+    }
+    let mut out: Vec<u64> = counts
+        .into_iter()
+        .filter(|&(_, n)| n >= KNOWN_GROUP_MIN)
+        .map(|(h, _)| h)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 fn prepare(rules: &RuleSet, items: &[Labelled]) -> Vec<Prepared> {
     let mut scratch = Scratch::new();
     items
@@ -413,11 +434,13 @@ pub struct Trained {
 /// `files` names each origin for the model's provenance.
 pub fn train(rules: &RuleSet, items: &[Labelled], files: &[(String, usize)], opts: &Options) -> Trained {
     let data = prepare(rules, items);
+    let all: Vec<usize> = (0..data.len()).collect();
     let info = ModelInfo {
         items: items.len(),
         seed: opts.seed,
         epochs: opts.epochs,
         data: files.to_vec(),
+        known_groups: known_groups(rules, &data, &all),
     };
     let cv = (opts.folds > 1).then(|| {
         let mut order: Vec<usize> = (0..data.len()).collect();
@@ -446,7 +469,6 @@ pub fn train(rules: &RuleSet, items: &[Labelled], files: &[(String, usize)], opt
             oof: oof.into_iter().flatten().collect(),
         }
     });
-    let all: Vec<usize> = (0..data.len()).collect();
     Trained {
         model: fit(&data, &all, opts, info),
         cv,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{self, Evidence, HitState, Input, Scratch};
 use crate::rules::RuleSet;
-use crate::taxonomy::{Action, Class, Topic};
+use crate::taxonomy::{Action, Class, Source, Topic};
 
 /// How `classify` reads stdin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,6 +47,7 @@ struct OutLine<'a> {
     action: Action,
     evidence: &'a [Evidence],
     script: Option<&'a str>,
+    source: Source,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,6 +158,7 @@ fn write_verdict(
         action: v.action,
         evidence: &v.evidence,
         script: v.script.as_deref(),
+        source: v.source,
     };
     serde_json::to_writer(&mut *out, &o)?;
     out.write_all(b"\n")
@@ -245,6 +247,25 @@ pub fn explain(rules: &RuleSet, text: &str, out: &mut impl Write) -> io::Result<
                 h.start, h.end
             )?;
         }
+    }
+    match classify::explain_model(rules, text) {
+        Some(m) => {
+            let p = m.probs;
+            writeln!(
+                out,
+                "model:      P(complaint) {:.3}  P(attack) {:.3}  P(neutral) {:.3}",
+                p.complaint, p.attack, p.neutral
+            )?;
+            writeln!(
+                out,
+                "  strongest features (push towards {} rather than neutral):",
+                m.towards.as_str()
+            )?;
+            for (name, w) in &m.top {
+                writeln!(out, "  {w:>+7.3}  {name}")?;
+            }
+        }
+        None => writeln!(out, "model:      none loaded")?,
     }
     writeln!(
         out,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::Model;
 use crate::rules::{ModelCfg, RuleSet};
+use crate::store::feedback::FloorLabel;
 use crate::train::{self, CrossValidation, Labelled, Line, Oof, Options, Scores};
 
 /// Errors shown at most this many at a time (the rest are counted).
@@ -137,6 +138,21 @@ pub fn parse_weight(text: &str) -> Result<(PathBuf, f32), TrainError> {
         return Err(bad());
     }
     Ok((PathBuf::from(path), w))
+}
+
+/// The floor's decisions as training items, each weighing `weight`.
+pub fn feedback_items(name: &str, labels: &[FloorLabel], weight: f32) -> (String, Vec<Labelled>) {
+    let items = labels
+        .iter()
+        .map(|l| Labelled {
+            text: l.text.clone(),
+            label: l.label,
+            topic: l.topic,
+            weight,
+            origin: 0,
+        })
+        .collect();
+    (format!("floor decisions in {name}"), items)
 }
 
 /// Reads every file; `extra` items (the floor's feedback) come first so they win over older

@@ -15,7 +15,7 @@ use crate::taxonomy::Topic;
 /// First bytes of every model file.
 pub const MAGIC: &[u8; 8] = b"LGMODEL\n";
 /// The file layout this binary reads and writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// Table sizes a file may ask for (bits of the row index).
 const BITS_RANGE: std::ops::RangeInclusive<u32> = 8..=22;
 
@@ -76,6 +76,7 @@ struct Header {
     seed: u64,
     epochs: u32,
     data: Vec<(String, usize)>,
+    known_groups: Vec<u64>,
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -165,6 +166,7 @@ impl Model {
             seed: self.info.seed,
             epochs: self.info.epochs,
             data: self.info.data.clone(),
+            known_groups: self.info.known_groups.clone(),
         };
         let json = serde_json::to_vec(&header).expect("the header is plain data");
         let mut out = Vec::with_capacity(16 + json.len() + cq.len() + tq.len());
@@ -285,11 +287,14 @@ impl Model {
             topic_bias[topic_of[k]] = b;
         }
         let class_bias = [header.class_bias[0], header.class_bias[1], header.class_bias[2]];
+        let mut known_groups = header.known_groups;
+        known_groups.sort_unstable();
         let info = ModelInfo {
             items: header.items,
             seed: header.seed,
             epochs: header.epochs,
             data: header.data,
+            known_groups,
         };
         Ok(Self::from_quantised(
             header.bits,
@@ -344,7 +349,7 @@ mod tests {
         let mut newer = bytes.clone();
         let at = newer
             .windows(10)
-            .position(|w| w == b"\"format\":1")
+            .position(|w| w == b"\"format\":2")
             .expect("the header names its format");
         newer[at + 9] = b'9';
         assert!(matches!(

@@ -54,6 +54,9 @@ pub struct ModelInfo {
     pub epochs: u32,
     /// Each training file with how many items it gave.
     pub data: Vec<(String, usize)>,
+    /// Rule-group features (`g:<id>` hashes) the model saw fire in training, sorted: it may
+    /// overrule only rules it knows (a rule ops add after training is left alone).
+    pub known_groups: Vec<u64>,
 }
 
 /// P(complaint), P(attack), P(neutral).
@@ -179,6 +182,11 @@ impl Model {
             return 0.0;
         };
         w[class_index(class)] - w[class_index(Class::Neutral)]
+    }
+
+    /// Whether the model saw the rule group with feature hash `h` fire in training.
+    pub fn knows_group(&self, h: u64) -> bool {
+        self.info.known_groups.binary_search(&h).is_ok()
     }
 
     /// Class-table size in bits.

@@ -1,7 +1,8 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
 //! WebSocket of alert messages; `since` replays what the subscriber missed from the ring),
 //! `GET /api/alerts` (recent alerts as JSON), `POST /api/alerts/{seq}/actions` (console
-//! actions, [`actions`]), `GET /ws/overlay?room=…` (prompts for the streamer's overlay),
+//! actions, [`actions`]), `POST /api/report` (a comment liveguard missed, [`report`]),
+//! `GET /ws/overlay?room=…` (prompts for the streamer's overlay),
 //! the pages `GET /console` and `GET /overlay` ([`pages`]), `GET /healthz` and `GET /metrics`.
 //!
 //! A slow subscriber never slows ingest: it reads from a bounded broadcast; when it falls
@@ -23,6 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub mod actions;
 pub mod pages;
+pub mod report;
 pub mod stats;
 
 use crate::alerts::{wire, Hub, MsgKind};
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             "/api/alerts/{seq}/actions",
             axum::routing::post(actions::post_action),
         )
+        .route("/api/report", axum::routing::post(report::post_report))
         .route("/api/console", get(console_settings))
         .route("/api/stats", get(stats::get_stats))
         .route("/console", get(pages::console))

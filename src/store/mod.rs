@@ -4,6 +4,7 @@
 //! [`writer`] thread owns the only write connection; readers (replay, the API, `report`) open
 //! their own, which WAL lets run beside it.
 
+pub mod feedback;
 pub mod insights;
 pub mod schema;
 pub mod writer;
