@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::ingest::client;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_ms, Intake, Pipeline, WorkerState};
-use crate::rules::{self, RuleErrors};
+use crate::rules::{self, RuleErrors, RuleSource};
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Trigger};
 use crate::signals::Signals;
@@ -68,13 +68,14 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
 /// Starts everything reading time from `clock` (tests move a manual clock to reach ticket
 /// deadlines); returns once the server is listening.
 pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daemon, StartError> {
-    let problems = cfg.check();
+    let problems: Vec<String> = cfg.check().iter().map(ToString::to_string).collect();
     if !problems.is_empty() {
         return Err(StartError::Config(problems.join("; ")));
     }
     crate::normalize::warm_up();
-    let set = rules::load_dir(&cfg.rules)?;
-    tracing::info!(packs = set.packs.len(), terms = set.term_count, "rules loaded");
+    let source = RuleSource::resolve(cfg.rules.as_deref());
+    let set = rules::load(&source)?;
+    tracing::info!(rules = %source, packs = set.packs.len(), terms = set.term_count, "rules loaded");
     let rules = Arc::new(ArcSwap::from_pointee(set));
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -101,7 +102,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     ));
     let (trigger, shutdown) = shutdown::channel();
     let reload_status = crate::reload::SharedStatus::default();
-    let reload_tasks = spawn_reload(&cfg, &rules, &reload_status, &metrics, &trigger);
+    let reload_tasks = spawn_reload(&cfg, &source, &rules, &reload_status, &metrics, &trigger);
     let (intake, receivers) = Intake::new(cfg.workers, cfg.queue_capacity, rules.clone(), metrics.clone());
     let intake = Arc::new(intake);
 
@@ -238,6 +239,7 @@ fn spawn_watchdog(intake: &Arc<Intake>, mut shutdown: crate::shutdown::Shutdown)
 /// The reload path: SIGHUP and (unless `watch_rules = false`) file changes feed one task.
 fn spawn_reload(
     cfg: &Config,
+    source: &RuleSource,
     rules: &Arc<ArcSwap<crate::rules::RuleSet>>,
     status: &crate::reload::SharedStatus,
     metrics: &Arc<Metrics>,
@@ -246,7 +248,7 @@ fn spawn_reload(
     // Two slots: one cause waiting is enough, the reload reads the files afresh anyway.
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let mut tasks = vec![tokio::spawn(crate::reload::run(
-        cfg.rules.clone(),
+        source.clone(),
         rules.clone(),
         status.clone(),
         metrics.clone(),
@@ -257,8 +259,8 @@ fn spawn_reload(
         tx.clone(),
         trigger.subscribe(),
     )));
-    if cfg.watch_rules {
-        match crate::reload::watch(&cfg.rules, tx) {
+    if let (true, Some(dir)) = (cfg.watch_rules, source.dir()) {
+        match crate::reload::watch(dir, tx) {
             Ok(watcher) => {
                 let mut shutdown = trigger.subscribe();
                 // The watcher lives as long as this task.
@@ -268,7 +270,7 @@ fn spawn_reload(
                 }));
             }
             Err(e) => {
-                tracing::warn!(error = %e, dir = %cfg.rules.display(), "cannot watch the rules; reload with SIGHUP")
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the rules; reload with SIGHUP")
             }
         }
     }

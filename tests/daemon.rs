@@ -379,6 +379,61 @@ async fn split_words_repeats_and_silence() {
     d.stop(Duration::from_secs(5)).await;
 }
 
+/// The installed binary, run from a directory with no rules in it and no `--rules`: it
+/// classifies with the packs built into it (or `/etc/liveguard/rules` when that exists) and
+/// says which set is live. It used to exit 2 with "cannot read rules directory".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_from_an_empty_directory_uses_the_built_in_rules() {
+    use std::io::BufReader;
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let empty = tempfile::tempdir().expect("tmp");
+    let state = crate::util::state_dir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"))
+        .args(["run", "--source", &fh.url(), "--listen", "127.0.0.1:0"])
+        .current_dir(empty.path())
+        .env_remove("LIVEGUARD_RULES")
+        .env_remove("LIVEGUARD_CONFIG")
+        .env("LIVEGUARD_STATE_DIR", &state)
+        .env("RUST_LOG", "liveguard=info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start liveguard run");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (addr, log) = tokio::task::spawn_blocking(move || {
+        let found = crate::util::listening_addr_and_log(&mut stderr);
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        found
+    })
+    .await
+    .expect("join");
+    let system = std::path::Path::new(liveguard::rules::source::SYSTEM_DIR);
+    let live = if system.is_dir() {
+        system.display().to_string()
+    } else {
+        "the packs built into this binary".to_string()
+    };
+    assert!(
+        log.lines().any(|l| l.contains("rules loaded") && l.contains(&live)),
+        "the log says which rules are live ({live}):\n{log}"
+    );
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    fh.send(canonical("r1", "e1", "amy", "上次买的手链戴了两天就断了，能退吗"));
+    let alert = sub.next_alert().await;
+    assert_eq!(
+        (alert["class"].as_str(), alert["msg_ids"][0].as_str()),
+        (Some("complaint"), Some("e1"))
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).expect("ls").count(),
+        0,
+        "nothing written to the working directory"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_real_binary_gracefully() {
     use std::io::BufReader;

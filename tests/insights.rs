@@ -137,7 +137,11 @@ fn alert(row: &Row) -> Alert {
 
 /// A fresh database holding the fixture.
 fn fixture_db() -> PathBuf {
-    let path = util::state_dir().join("liveguard.db");
+    fixture_db_at(util::state_dir().join("liveguard.db"))
+}
+
+/// The fixture written to `path`.
+fn fixture_db_at(path: PathBuf) -> PathBuf {
     let mut conn =
         liveguard::store::open_writer(&path, liveguard::store::Durability::Normal).expect("store opens");
     let writes: Vec<_> = FIXTURE
@@ -422,12 +426,43 @@ fn insights_report_missing_db_and_bad_since_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("since"), "{out:?}");
 }
 
+/// Right after `liveguard demo`, `report` used to read `liveguard.db` (missing, or someone
+/// else's); `--demo` reads the demo's database, and without it the error points there. An
+/// empty or inverted window is refused rather than reported as all zeros.
+#[test]
+fn report_finds_the_demo_database_and_refuses_an_empty_window() {
+    let state = util::state_dir();
+    fixture_db_at(state.join("demo.db"));
+    let report_in = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"))
+            .args(args)
+            .env("LIVEGUARD_STATE_DIR", &state)
+            .output()
+            .expect("liveguard report runs")
+    };
+    let (since, until) = (SINCE.to_string(), UNTIL.to_string());
+    let out = report_in(&["report", "--demo", "--since", &since, "--until", &until, "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"),
+        expected()
+    );
+    let out = report_in(&["report"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--demo") && err.contains("demo.db"), "{err}");
+
+    let out = report_in(&["report", "--demo", "--since", "1h", "--until", "2h"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty window"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insights_api_stats_on_a_running_daemon() {
     let db = fixture_db();
     let cfg = Config {
         listen: "127.0.0.1:0".into(),
-        rules: util::repo().join("rules"),
+        rules: Some(util::repo().join("rules")),
         store: StoreConfig {
             path: Some(db),
             // The fixture is a year old: keep the writer from pruning it.

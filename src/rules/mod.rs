@@ -1,14 +1,16 @@
-//! Stage 3, rules: the TOML rule packs ops edit (`rules/**/*.toml`) become one immutable
-//! [`RuleSet`]. [`file`] parses what was written, keeping line numbers; [`compile`] checks it
+//! Stage 3, rules: the TOML rule packs ops edit (`rules/**/*.toml`, or the copy built into
+//! the binary, see [`source`]) become one immutable [`RuleSet`]. [`file`] parses what was written, keeping line numbers; [`compile`] checks it
 //! all (every error, not just the first) and builds the automata.
 
 pub mod compile;
 pub mod file;
+pub mod source;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use compile::{Example, Group, GroupKind, Role, RuleSet};
+pub use source::{RuleFile, RuleSource};
 
 /// One problem in a rule file, printed as `path:line: rule-id: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,50 +51,40 @@ fn render(errors: &[RuleError]) -> String {
         .join("\n")
 }
 
-/// Every `*.toml` file under `dir`, recursively, in a stable (sorted) order.
-pub fn pack_paths(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| RuleError {
-            path: d.clone(),
-            line: 0,
-            id: None,
-            message: format!("cannot read rules directory: {e}"),
-        })?;
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "toml") {
-                out.push(p);
-            }
+/// Loads and compiles every pack (`*.toml`) of `source`; other files (a model) are left to
+/// their own loaders.
+pub fn load(source: &RuleSource) -> Result<RuleSet, RuleErrors> {
+    let files = source.files().map_err(|e| RuleErrors(vec![e]))?;
+    load_files(&files, source)
+}
+
+/// Compiles the packs among `files` (read from `source`, which only names it in errors).
+pub fn load_files(files: &[RuleFile], source: &RuleSource) -> Result<RuleSet, RuleErrors> {
+    let mut packs = Vec::new();
+    let mut errors = Vec::new();
+    for f in files.iter().filter(|f| f.has_ext("toml")) {
+        match std::str::from_utf8(&f.bytes) {
+            Ok(text) => match file::parse_str(text.to_string(), &f.path) {
+                Ok(p) => packs.push(p),
+                Err(e) => errors.push(e),
+            },
+            Err(e) => errors.push(RuleError {
+                path: f.path.clone(),
+                line: 0,
+                id: None,
+                message: format!("not UTF-8 text: {e}"),
+            }),
         }
     }
-    out.sort();
-    if out.is_empty() {
-        return Err(RuleError {
-            path: dir.to_path_buf(),
+    if packs.is_empty() && errors.is_empty() {
+        return Err(RuleErrors(vec![RuleError {
+            path: source.dir().map_or_else(|| PathBuf::from(source::BUILT_IN_PREFIX), Path::to_path_buf),
             line: 0,
             id: None,
             message: "no rule packs (*.toml) found".into(),
-        });
+        }]));
     }
-    Ok(out)
-}
-
-/// Loads and compiles every pack under `dir`.
-pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
-    let paths = pack_paths(dir).map_err(|e| RuleErrors(vec![e]))?;
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for p in paths {
-        match file::parse(&p) {
-            Ok(f) => files.push(f),
-            Err(e) => errors.push(e),
-        }
-    }
-    match compile::compile(&files) {
+    match compile::compile(&packs) {
         Ok(set) if errors.is_empty() => Ok(set),
         Ok(_) => Err(RuleErrors(errors)),
         Err(RuleErrors(more)) => {
@@ -100,4 +92,9 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
             Err(RuleErrors(errors))
         }
     }
+}
+
+/// Loads and compiles every pack under `dir`.
+pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+    load(&RuleSource::Dir(dir.to_path_buf()))
 }

@@ -53,6 +53,12 @@ impl StatsQuery {
             Some(u) => parse_since(u, now_ms).map_err(|e| format!("until: {e}"))?,
             None => now_ms,
         };
+        if until_ms <= since_ms {
+            return Err(format!(
+                "empty window: until ({until_ms}) is not after since ({since_ms}); durations count \
+                 back from now, so since 2h and until 1h is the hour before last"
+            ));
+        }
         Ok(Self {
             since_ms,
             until_ms,
@@ -521,6 +527,16 @@ mod tests {
             let e = parse_since(bad, now).expect_err(bad);
             assert!(e.contains("30m"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_empty_or_inverted_window_is_refused() {
+        let now = 10 * 86_400_000;
+        let e = StatsQuery::parse("1h", Some("2h"), None, now).expect_err("inverted");
+        assert!(e.starts_with("empty window"), "{e}");
+        assert!(StatsQuery::parse("5000", Some("5000"), None, now).is_err(), "empty");
+        let q = StatsQuery::parse("2h", Some("1h"), Some(""), now).expect("the hour before last");
+        assert_eq!((q.since_ms, q.until_ms, q.room), (now - 7_200_000, now - 3_600_000, None));
     }
 
     #[test]

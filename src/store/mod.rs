@@ -111,6 +111,12 @@ impl StoreConfig {
     }
 }
 
+/// The demo's database (`liveguard demo`, read by `liveguard report --demo`): simulated alerts
+/// stay out of the real history.
+pub fn demo_db_path() -> PathBuf {
+    state_dir().join("demo.db")
+}
+
 /// The state directory: `$LIVEGUARD_STATE_DIR`, else systemd's `$STATE_DIRECTORY` (its first
 /// entry), else `$XDG_STATE_HOME/liveguard`, else `~/.local/state/liveguard`, else `./state`.
 pub fn state_dir() -> PathBuf {
