@@ -581,7 +581,9 @@ pub fn fill_script(template: &str, input: Input<'_>, lang: Lang) -> String {
     };
     match (input.user, lang) {
         (Some(user), _) => template.replace("{user}", user).replace("{product}", &product),
-        (None, Lang::Zh) => template.replace("{user}", "这位宝宝").replace("{product}", &product),
+        (None, Lang::Zh) => template
+            .replace("{user}", "这位宝宝")
+            .replace("{product}", &product),
         (None, Lang::En) => {
             // "{user}, {product} comes …" opens with the product now: "Your item comes …".
             let filled = without_address(template).replace("{product}", &product);

@@ -341,7 +341,11 @@ fn remove_containing(table: &mut DeTable<'_>, pos: usize) -> Option<Vec<Key>> {
     let name = Key::Name(key.get_ref().to_string());
     if let Some(v) = table.get_mut(&key) {
         match v.get_mut() {
-            DeValue::Table(inner) if inner.iter().any(|(k, v)| contains(&k.span(), pos) || spans(v, pos)) => {
+            DeValue::Table(inner)
+                if inner
+                    .iter()
+                    .any(|(k, v)| contains(&k.span(), pos) || spans(v, pos)) =>
+            {
                 let mut path = remove_containing(inner, pos)?;
                 path.insert(0, name);
                 return Some(path);
@@ -461,8 +465,14 @@ mod tests {
             assert!(got.iter().any(|e| e.starts_with(w)), "{w:?} not in {got:#?}");
         }
         // Checks run on what parsed, and name the right `[[source]]` though one was dropped.
-        assert!(got.contains(&"c.toml:8: source[1].url: \"http://b/\" is not a ws:// or wss:// URL".to_string()), "{got:#?}");
-        assert!(got.contains(&"c.toml:11: store.batch_max: must be at least 1".to_string()), "{got:#?}");
+        assert!(
+            got.contains(&"c.toml:8: source[1].url: \"http://b/\" is not a ws:// or wss:// URL".to_string()),
+            "{got:#?}"
+        );
+        assert!(
+            got.contains(&"c.toml:11: store.batch_max: must be at least 1".to_string()),
+            "{got:#?}"
+        );
         let fixed = "listen = \"nowhere\"\n[[source]]\nurl = \"http://b/\"\nformat = \"canonical\"\n\
                      [store]\nbatch_max = 0\n[tickets]\nrespond_ms = 10\nresolve_ms = 5\n";
         assert_eq!(
@@ -479,9 +489,15 @@ mod tests {
     #[test]
     fn syntax_errors_have_lines_and_partial_tables_take_defaults() {
         let e = errors("listen = \n[store\n");
-        assert!(!e.is_empty() && e.iter().all(|e| e.starts_with("c.toml:")), "{e:?}");
-        let cfg = Config::parse("[tickets]\nrespond_ms = 600000\n[store]\nretention_days = 7\n", Path::new("c.toml"))
-            .expect("partial tables parse");
+        assert!(
+            !e.is_empty() && e.iter().all(|e| e.starts_with("c.toml:")),
+            "{e:?}"
+        );
+        let cfg = Config::parse(
+            "[tickets]\nrespond_ms = 600000\n[store]\nretention_days = 7\n",
+            Path::new("c.toml"),
+        )
+        .expect("partial tables parse");
         assert_eq!(cfg.tickets.default.respond_ms, 600_000);
         assert_eq!(cfg.tickets.default.resolve_ms, 86_400_000);
         assert_eq!(cfg.store.batch_max, StoreConfig::default().batch_max);

@@ -10,9 +10,10 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::alerts::Hub;
-use crate::clock::Clock;
+use crate::alerts::{Alert, Hub};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::health::{Health, Watch};
 use crate::ingest::client;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_ms, Intake, Pipeline, WorkerState};
@@ -129,18 +130,28 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         })
         .collect();
 
+    let names: Vec<(String, Option<String>)> = cfg
+        .sources
+        .iter()
+        .map(|s| (s.display_name().to_string(), s.room.clone()))
+        .collect();
+    let health = Health::new(&names, cfg.source_down_ms, SystemClock.now_ms());
     let sources = cfg
         .sources
         .iter()
-        .map(|s| {
-            tokio::spawn(client::run(
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let h = health.source(i)?;
+            Some(tokio::spawn(client::run(
                 s.clone(),
                 intake.clone(),
                 metrics.clone(),
+                h,
                 trigger.subscribe(),
-            ))
+            )))
         })
         .collect();
+    let health_task = spawn_health(&health, &hub, &metrics, &clock, trigger.subscribe());
 
     let sweeper = {
         let (pipeline, intake, metrics, clock) = (pipeline, intake.clone(), metrics.clone(), clock.clone());
@@ -177,6 +188,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         },
         clock: clock.clone(),
         reload: reload_status,
+        health,
     };
     let app = server::router(state);
     let mut server_shutdown = shutdown;
@@ -193,7 +205,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         }
     });
     tracing::info!(%addr, "listening");
-    let mut others = vec![sweeper, server];
+    let mut others = vec![sweeper, server, health_task];
     others.extend(auto_overlay);
     others.extend(reload_tasks);
     others.extend(watchdog);
@@ -234,6 +246,61 @@ fn spawn_watchdog(intake: &Arc<Intake>, mut shutdown: crate::shutdown::Shutdown)
             }
         }
     }))
+}
+
+/// Loud when blind: checks the sources and the store a few times per `source_down_ms`; when a
+/// problem starts or ends, logs it, sets the metrics and (for a source) raises an ops alert.
+/// The store's failures get no alert: it could not be stored or sent until the store recovers.
+fn spawn_health(
+    health: &Arc<Health>,
+    hub: &Arc<Hub>,
+    metrics: &Arc<Metrics>,
+    clock: &Arc<dyn Clock>,
+    mut shutdown: crate::shutdown::Shutdown,
+) -> JoinHandle<()> {
+    let (health, hub, metrics, clock) = (health.clone(), hub.clone(), metrics.clone(), clock.clone());
+    // A fifth of the threshold (within 50 ms .. 1 s): a problem shows soon after it is one.
+    let every = Duration::from_millis((health.down_after_ms() / 5).clamp(50, 1_000));
+    tokio::spawn(async move {
+        let mut watch = Watch::default();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {}
+            }
+            let store = hub.store_failure();
+            metrics
+                .store_failing_since_seconds
+                .set(store.as_ref().map_or(0, |f| (f.since_ms / 1000) as i64));
+            let problems = health.check(store.as_ref(), SystemClock.now_ms());
+            metrics.degraded.set(i64::from(!problems.is_empty()));
+            let (started, ended) = watch.update(problems);
+            for p in started {
+                tracing::warn!(source = ?p.source, state = p.state.as_str(), since_ms = p.since_ms, "{}", p.message);
+                let Some(source) = &p.source else { continue };
+                metrics.set_source_down(source, Some(p.since_ms));
+                metrics.alert(crate::alerts::AlertKind::Ops.as_str());
+                let room = p.room.clone().unwrap_or_else(|| "*".into());
+                hub.publish(Alert::ops(room, p.message.clone(), clock.now_ms()));
+            }
+            for p in ended {
+                let back = match &p.source {
+                    Some(s) => format!(
+                        "source {s} is back after {} s: the watcher sees again",
+                        p.for_ms / 1000
+                    ),
+                    None => "the state database commits again".to_string(),
+                };
+                tracing::info!(source = ?p.source, state = p.state.as_str(), "{back}");
+                let Some(source) = &p.source else { continue };
+                metrics.set_source_down(source, None);
+                metrics.alert(crate::alerts::AlertKind::Ops.as_str());
+                let room = p.room.clone().unwrap_or_else(|| "*".into());
+                hub.publish(Alert::ops(room, back, clock.now_ms()));
+            }
+        }
+    })
 }
 
 /// The reload path: SIGHUP and (unless `watch_rules = false`) file changes feed one task.

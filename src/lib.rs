@@ -10,7 +10,8 @@
 //! - [`pipeline`] and [`signals`]: per comment, with room and user history → alerts.
 //! - [`alerts`]: sequence numbers and the fan-out; [`store`]: SQLite, where every alert is
 //!   committed before it is announced, with [`tickets`] (deadlines, reminders) and insights.
-//! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all.
+//! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all; [`health`]
+//!   says when a source or the store fails (`/healthz` 503, an ops alert, the console banner).
 //! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
 //!   feed strings.
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod health;
 
 pub mod alerts;
 pub mod ingest;

@@ -399,7 +399,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
                 println!("  recent alerts       http://{a}/api/alerts");
                 println!("  insights            http://{a}/api/stats?since=24h");
-                println!("  state database      {}  (liveguard report --demo)", daemon.hub.path().display());
+                println!(
+                    "  state database      {}  (liveguard report --demo)",
+                    daemon.hub.path().display()
+                );
                 println!("  metrics             http://{a}/metrics");
                 println!("  health              http://{a}/healthz");
                 println!("Ctrl-C to stop.");
@@ -480,7 +483,11 @@ fn config_check(file: &Path) -> ExitCode {
         Ok(c) => c,
         Err(errs) => {
             eprintln!("{errs}");
-            eprintln!("liveguard config check: {} problem(s) in {}", errs.0.len(), file.display());
+            eprintln!(
+                "liveguard config check: {} problem(s) in {}",
+                errs.0.len(),
+                file.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -524,7 +531,11 @@ fn config_check(file: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("liveguard config check: {} problem(s) in {}", problems.len(), file.display());
+            eprintln!(
+                "liveguard config check: {} problem(s) in {}",
+                problems.len(),
+                file.display()
+            );
             ExitCode::from(2)
         }
     }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, AlertKind, Hub};
 use crate::classify::{classify, Evidence, Input, Scratch, Verdict};
-use crate::ingest::{Comment, Event, Format, User};
+use crate::ingest::{Comment, Event, Format};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::signals::{Route, Signals};
@@ -171,7 +171,7 @@ impl Pipeline {
             tracing::warn!(room = %room, after_s, "room firehose silent");
             let text = format!("no comments from room {room} for {after_s} s: the watcher may be blind");
             self.metrics.alert(AlertKind::Ops.as_str());
-            self.hub.publish(ops_alert(room, text, now_ms));
+            self.hub.publish(Alert::ops(room, text, now_ms));
         }
     }
 
@@ -413,27 +413,6 @@ impl AlertBase<'_> {
         a.received_ms = self.received_ms;
         a
     }
-}
-
-fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
-    let user = User {
-        id: "liveguard".into(),
-        handle: None,
-        name: Some("liveguard".into()),
-    };
-    let verdict = Verdict {
-        class: Class::Neutral,
-        topic: None,
-        score: 1.0,
-        evidence: Vec::new(),
-        action: Action::None,
-        script: None,
-        lang: Lang::En,
-        purchase: false,
-    };
-    let mut a = Alert::new(AlertKind::Ops, room, user, text, verdict, now_ms);
-    a.users.clear();
-    a
 }
 
 /// The bounded door into the workers: one queue per worker, a room always to the same worker

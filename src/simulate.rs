@@ -401,7 +401,10 @@ mod tests {
         let neutral = n - complaints - attacks;
         assert!(neutral * 100 > n * 95, "{neutral} of {n} neutral");
         // 600 s of demo: a complaint every 2..10 s.
-        assert!((60..=300).contains(&complaints), "{complaints} complaints in 10 minutes");
+        assert!(
+            (60..=300).contains(&complaints),
+            "{complaints} complaints in 10 minutes"
+        );
         assert!((1..=10).contains(&brigades), "{brigades} brigades in 10 minutes");
     }
 

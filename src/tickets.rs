@@ -344,7 +344,11 @@ impl From<RawTickets> for TicketConfig {
             remind_before_ms: raw.remind_before_ms,
         };
         let default = own.over(&Deadlines::default());
-        let rooms = raw.rooms.into_iter().map(|(r, d)| (r, d.over(&default))).collect();
+        let rooms = raw
+            .rooms
+            .into_iter()
+            .map(|(r, d)| (r, d.over(&default)))
+            .collect();
         Self { default, rooms }
     }
 }
@@ -445,12 +449,18 @@ mod tests {
         assert_eq!(cfg.default.respond_ms, 600_000);
         assert_eq!(cfg.default.resolve_ms, 24 * H, "README's default");
         assert_eq!(
-            (cfg.for_room("live-1").respond_ms, cfg.for_room("live-1").resolve_ms),
+            (
+                cfg.for_room("live-1").respond_ms,
+                cfg.for_room("live-1").resolve_ms
+            ),
             (600_000, H),
             "a room takes what it leaves out from [tickets]"
         );
         let empty: TicketConfig = toml::from_str("").expect("parses");
         assert_eq!(empty, TicketConfig::default());
-        assert!(toml::from_str::<TicketConfig>("respond_in = 5\n").is_err(), "unknown keys still fail");
+        assert!(
+            toml::from_str::<TicketConfig>("respond_in = 5\n").is_err(),
+            "unknown keys still fail"
+        );
     }
 }

@@ -67,17 +67,28 @@ fn malformed_lines_get_an_error_object_and_processing_continues() {
 #[test]
 fn invalid_utf8_and_wrong_shapes_are_bad_lines_in_plain_words() {
     let dir = rules_dir(&[("fx.toml", FIXTURE)]);
-    let mut input = b"{\"id\":\"a\",\"text\":\"\xe4\xbd\xa0\xe4\xbb\xac\xe6\x98\xaf\xe9\xaa\x97\xe5\xad\x90\"}\n".to_vec();
+    let mut input =
+        b"{\"id\":\"a\",\"text\":\"\xe4\xbd\xa0\xe4\xbb\xac\xe6\x98\xaf\xe9\xaa\x97\xe5\xad\x90\"}\n"
+            .to_vec();
     input.extend_from_slice(b"\xff\xfe{\"text\":\"x\"}\n[1,2]\n{\"text\":7}\n{\"id\":\"z\",\"text\":\"\xe5\xa5\xbd\",\"user\":42}\n");
     let out = crate::util::run_bytes(dir.path(), &["classify", "--rules", "."], &input);
     assert_eq!(out.status.code(), Some(1), "bad lines make exit code 1");
     let v = lines(&out.stdout);
     assert_eq!(v.len(), 5, "every line answered: {v:?}");
     assert_eq!(v[0]["label"], "attack");
-    assert_eq!(v[1]["error"], "line 2: not a comment: not UTF-8 text (invalid byte at column 1)");
-    assert_eq!(v[2]["error"], "line 3: not a comment: expected an object like {\"text\": \"...\"}, got a list");
+    assert_eq!(
+        v[1]["error"],
+        "line 2: not a comment: not UTF-8 text (invalid byte at column 1)"
+    );
+    assert_eq!(
+        v[2]["error"],
+        "line 3: not a comment: expected an object like {\"text\": \"...\"}, got a list"
+    );
     assert_eq!(v[3]["error"], "line 4: not a comment: \"text\" must be a string");
-    assert_eq!((&v[4]["id"], &v[4]["user"]), (&serde_json::json!("z"), &serde_json::json!("42")));
+    assert_eq!(
+        (&v[4]["id"], &v[4]["user"]),
+        (&serde_json::json!("z"), &serde_json::json!("42"))
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     for internal in ["InLine", "struct", "ident", "sequence"] {
         assert!(!err.contains(internal), "{internal} in {err}");
@@ -205,22 +216,40 @@ fn config_check_reports_every_problem_with_its_line_like_run() {
     let run_out = run(dir.path(), &["run", "--config", "bad.toml"], "");
     assert_eq!(run_out.status.code(), Some(2));
     let run_err = String::from_utf8_lossy(&run_out.stderr);
-    assert!(run_err.contains("bad.toml:1: unknown field `colour`") && run_err.contains("bad.toml:8: source[1].url"), "{run_err}");
+    assert!(
+        run_err.contains("bad.toml:1: unknown field `colour`")
+            && run_err.contains("bad.toml:8: source[1].url"),
+        "{run_err}"
+    );
 
     write("empty.toml", "");
     let out = run(dir.path(), &["config", "check", "empty.toml"], "");
     assert_eq!(out.status.code(), Some(2), "run would have no firehose");
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty.toml:1: no [[source]]"));
 
-    write("norules.toml", "rules = \"missing\"\n[[source]]\nurl = \"ws://127.0.0.1:1/\"\nformat = \"canonical\"\n");
+    write(
+        "norules.toml",
+        "rules = \"missing\"\n[[source]]\nurl = \"ws://127.0.0.1:1/\"\nformat = \"canonical\"\n",
+    );
     let out = run(dir.path(), &["config", "check", "norules.toml"], "");
     assert_eq!(out.status.code(), Some(2), "run would not find its rules");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("norules.toml:1: rules: missing: cannot read rules directory"), "{err}");
+    assert!(
+        err.contains("norules.toml:1: rules: missing: cannot read rules directory"),
+        "{err}"
+    );
 
     // A partial [tickets] table takes the README's defaults.
-    write("ok.toml", "[[source]]\nurl = \"ws://127.0.0.1:1/\"\nformat = \"canonical\"\n[tickets]\nrespond_ms = 600000\n");
+    write(
+        "ok.toml",
+        "[[source]]\nurl = \"ws://127.0.0.1:1/\"\nformat = \"canonical\"\n[tickets]\nrespond_ms = 600000\n",
+    );
     let out = run(dir.path(), &["config", "check", "ok.toml"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok.toml: ok"));
 }

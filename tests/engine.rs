@@ -160,12 +160,30 @@ fn english_scripts_without_a_user_name_read_naturally() {
         product: None,
     };
     for (template, want) in [
-        ("{user}, sorry {product} hasn't reached you.", "Sorry your item hasn't reached you."),
-        ("Sorry {user}, it should look just like the live.", "Sorry, it should look just like the live."),
-        ("So sorry about {product}, {user}. Please send a photo.", "So sorry about your item. Please send a photo."),
-        ("Hi {user}, please keep the chat about today's live.", "Hi there, please keep the chat about today's live."),
-        ("Of course, {user}. Please send your order number.", "Of course. Please send your order number."),
-        ("Thanks! {user}, we see your message.", "Thanks! We see your message."),
+        (
+            "{user}, sorry {product} hasn't reached you.",
+            "Sorry your item hasn't reached you.",
+        ),
+        (
+            "Sorry {user}, it should look just like the live.",
+            "Sorry, it should look just like the live.",
+        ),
+        (
+            "So sorry about {product}, {user}. Please send a photo.",
+            "So sorry about your item. Please send a photo.",
+        ),
+        (
+            "Hi {user}, please keep the chat about today's live.",
+            "Hi there, please keep the chat about today's live.",
+        ),
+        (
+            "Of course, {user}. Please send your order number.",
+            "Of course. Please send your order number.",
+        ),
+        (
+            "Thanks! {user}, we see your message.",
+            "Thanks! We see your message.",
+        ),
     ] {
         assert_eq!(fill_script(template, anon, Lang::En), want, "{template}");
     }
@@ -175,7 +193,10 @@ fn english_scripts_without_a_user_name_read_naturally() {
     let mut seen = 0;
     for text in rules.script_texts(Lang::En) {
         let filled = fill_script(text, anon, Lang::En);
-        assert!(!filled.contains("{user}") && !filled.starts_with("there") && !filled.contains(" ,"), "{filled}");
+        assert!(
+            !filled.contains("{user}") && !filled.starts_with("there") && !filled.contains(" ,"),
+            "{filled}"
+        );
         assert!(filled.chars().next().is_some_and(char::is_uppercase), "{filled}");
         seen += 1;
     }

@@ -441,7 +441,9 @@ fn report_finds_the_demo_database_and_refuses_an_empty_window() {
             .expect("liveguard report runs")
     };
     let (since, until) = (SINCE.to_string(), UNTIL.to_string());
-    let out = report_in(&["report", "--demo", "--since", &since, "--until", &until, "--format", "json"]);
+    let out = report_in(&[
+        "report", "--demo", "--since", &since, "--until", &until, "--format", "json",
+    ]);
     assert_eq!(
         serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"),
         expected()

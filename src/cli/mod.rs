@@ -34,7 +34,8 @@ impl InLine {
     /// Reads a comment from one JSON line, or says in plain words why it is not one (the id,
     /// if there was one, comes back with the error so the output line can carry it).
     fn from_json(raw: &str) -> Result<Self, (Option<serde_json::Value>, String)> {
-        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| (None, format!("not JSON (at column {})", e.column())))?;
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| (None, format!("not JSON (at column {})", e.column())))?;
         let serde_json::Value::Object(mut o) = v else {
             let what = match v {
                 serde_json::Value::Array(_) => "a list",
@@ -43,7 +44,10 @@ impl InLine {
                 serde_json::Value::Bool(_) => "true or false",
                 _ => "null",
             };
-            return Err((None, format!("expected an object like {{\"text\": \"...\"}}, got {what}")));
+            return Err((
+                None,
+                format!("expected an object like {{\"text\": \"...\"}}, got {what}"),
+            ));
         };
         let id = o.remove("id");
         // Names and ids arrive as numbers from some platforms: take either.

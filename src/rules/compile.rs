@@ -497,7 +497,9 @@ fn new_group(
     if name.is_empty() {
         ctx.err(id.span().start, None, "empty id");
     } else if let Some(&(ff, off)) = first.get(name).filter(|&&at| at != (f, id.span().start)) {
-        let (path, l) = files.get(ff).map_or((PathBuf::new(), 0), |o| (o.path.clone(), o.line(off)));
+        let (path, l) = files
+            .get(ff)
+            .map_or((PathBuf::new(), 0), |o| (o.path.clone(), o.line(off)));
         ctx.err(
             id.span().start,
             Some(name),
@@ -567,7 +569,14 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
 
         for k in &p.keywords {
             let id = k.id.get_ref().clone();
-            let g = new_group(&mut groups, &first, (files, f), &mut ctx, &k.id, GroupKind::Keywords);
+            let g = new_group(
+                &mut groups,
+                &first,
+                (files, f),
+                &mut ctx,
+                &k.id,
+                GroupKind::Keywords,
+            );
             let topic = ctx.topic(&id, &k.class, &k.topic);
             let weight = ctx.weight(&id, &k.weight);
             let with_purchase = k.with_purchase.as_ref().and_then(|wp| {
@@ -610,7 +619,10 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
                     ),
                 );
             }
-            let g = new_group(&mut groups, &first, (files, f),
+            let g = new_group(
+                &mut groups,
+                &first,
+                (files, f),
                 &mut ctx,
                 &c.id,
                 GroupKind::Context(role.unwrap_or(Role::Question)),

@@ -78,7 +78,9 @@ pub fn load_files(files: &[RuleFile], source: &RuleSource) -> Result<RuleSet, Ru
     }
     if packs.is_empty() && errors.is_empty() {
         return Err(RuleErrors(vec![RuleError {
-            path: source.dir().map_or_else(|| PathBuf::from(source::BUILT_IN_PREFIX), Path::to_path_buf),
+            path: source
+                .dir()
+                .map_or_else(|| PathBuf::from(source::BUILT_IN_PREFIX), Path::to_path_buf),
             line: 0,
             id: None,
             message: "no rule packs (*.toml) found".into(),

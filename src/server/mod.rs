@@ -49,6 +49,8 @@ pub struct AppState {
     pub reload: crate::reload::SharedStatus,
     /// Time (injectable for tests).
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Whether the sources and the store work (`/healthz`, the console's banner).
+    pub health: Arc<crate::health::Health>,
 }
 
 /// Settings the console page reads from `GET /api/console`.
@@ -91,11 +93,23 @@ pub struct AlertQuery {
 
 async fn console_settings(State(st): State<AppState>) -> Json<serde_json::Value> {
     let reload = st.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    let reasons = problems(&st);
     Json(serde_json::json!({
         "response_ms": st.console.response_ms,
         "rules_generation": reload.generation,
         "rules_error": reload.error,
+        "health": { "status": if reasons.is_empty() { "ok" } else { "degraded" }, "reasons": reasons },
+        "now_ms": crate::clock::Clock::now_ms(&crate::clock::SystemClock),
     }))
+}
+
+/// What is wrong now (a source down or silent, the store failing).
+fn problems(st: &AppState) -> Vec<crate::health::Problem> {
+    let store = st.hub.store_failure();
+    st.health.check(
+        store.as_ref(),
+        crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+    )
 }
 
 /// Query of the overlay socket.
@@ -139,8 +153,20 @@ async fn overlay_socket(socket: WebSocket, st: AppState, room: String) {
     }
 }
 
-async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "last_seq": st.hub.last_seq() }))
+/// `GET /healthz`: 200 `{"status":"ok"}`, or 503 `{"status":"degraded","reasons":[…]}` while
+/// a source is down or silent past `source_down_ms`, or the store cannot commit.
+async fn healthz(State(st): State<AppState>) -> Response {
+    let reasons = problems(&st);
+    let last_seq = st.hub.last_seq();
+    if reasons.is_empty() {
+        Json(serde_json::json!({ "status": "ok", "last_seq": last_seq })).into_response()
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "degraded", "last_seq": last_seq, "reasons": reasons })),
+        )
+            .into_response()
+    }
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {

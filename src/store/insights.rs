@@ -534,9 +534,15 @@ mod tests {
         let now = 10 * 86_400_000;
         let e = StatsQuery::parse("1h", Some("2h"), None, now).expect_err("inverted");
         assert!(e.starts_with("empty window"), "{e}");
-        assert!(StatsQuery::parse("5000", Some("5000"), None, now).is_err(), "empty");
+        assert!(
+            StatsQuery::parse("5000", Some("5000"), None, now).is_err(),
+            "empty"
+        );
         let q = StatsQuery::parse("2h", Some("1h"), Some(""), now).expect("the hour before last");
-        assert_eq!((q.since_ms, q.until_ms, q.room), (now - 7_200_000, now - 3_600_000, None));
+        assert_eq!(
+            (q.since_ms, q.until_ms, q.room),
+            (now - 7_200_000, now - 3_600_000, None)
+        );
     }
 
     #[test]
