@@ -41,6 +41,20 @@ impl TicketStatus {
         }
     }
 
+    /// The status named `s` (as stored), if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Open,
+            Self::Responding,
+            Self::ResolvedRefund,
+            Self::ResolvedExchange,
+            Self::ResolvedOther,
+            Self::Dismissed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
     /// Open or responding: promises still running.
     pub fn is_active(self) -> bool {
         matches!(self, Self::Open | Self::Responding)

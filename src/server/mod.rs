@@ -1,8 +1,10 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
-//! WebSocket of alert messages; `since` replays what the subscriber missed from the ring),
-//! `GET /api/alerts` (recent alerts as JSON), `POST /api/alerts/{seq}/actions` (console
-//! actions, [`actions`]), `GET /ws/overlay?room=…` (prompts for the streamer's overlay),
-//! the pages `GET /console` and `GET /overlay` ([`pages`]), `GET /healthz` and `GET /metrics`.
+//! WebSocket of alert messages; `since` replays what the subscriber missed from the store),
+//! `GET /api/alerts` (recent alerts as JSON), `GET /api/tickets` (the worklist,
+//! [`worklist`]), `POST /api/alerts/{seq}/actions` (console actions, [`actions`]),
+//! `GET /ws/overlay?room=…` (prompts for the streamer's overlay), the pages `GET /console`
+//! and `GET /overlay` ([`pages`]), `GET /healthz` (503 while blind, see
+//! [`crate::health`]) and `GET /metrics`.
 //!
 //! A slow subscriber never slows ingest: it reads from a bounded broadcast; when it falls
 //! behind it is told how many alerts it missed (and from which `seq` to resync), and a
@@ -24,6 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 pub mod actions;
 pub mod pages;
 pub mod stats;
+pub mod worklist;
 
 use crate::alerts::{wire, Hub, MsgKind};
 use crate::metrics::Metrics;
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/console", get(console_settings))
         .route("/api/stats", get(stats::get_stats))
+        .route("/api/tickets", get(worklist::get_tickets))
         .route("/console", get(pages::console))
         .route("/overlay", get(pages::overlay))
         .route("/assets/{file}", get(pages::asset))

@@ -6,6 +6,7 @@
 
 pub mod insights;
 pub mod schema;
+pub mod worklist;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
