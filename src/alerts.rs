@@ -116,6 +116,9 @@ pub struct Alert {
     pub user: User,
     /// Every distinct user id involved (brigades, merged repeats).
     pub users: Vec<String>,
+    /// Their display names, in the same order (a brigade card lists people, not ids).
+    #[serde(default)]
+    pub user_names: Vec<String>,
     /// Platform message ids involved (for deletions).
     pub msg_ids: Vec<String>,
     /// The comment text (for split messages: the joined texts).
@@ -168,6 +171,7 @@ impl Alert {
             kind,
             room,
             users: vec![user.id.clone()],
+            user_names: vec![user.display().to_string()],
             user,
             msg_ids: Vec::new(),
             text,
@@ -208,6 +212,7 @@ impl Alert {
         };
         let mut a = Self::new(AlertKind::Ops, room, user, text, verdict, now_ms);
         a.users.clear();
+        a.user_names.clear();
         a
     }
 

@@ -54,6 +54,10 @@ pub struct Evidence {
     pub end: usize,
     /// The matched original text.
     pub text: String,
+    /// Context shown for the reader (a purchase like `买了`), not a rule that decided: left
+    /// out of the per-rule false-positive figures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub context: bool,
 }
 
 /// The classifier's answer for one comment.
@@ -534,7 +538,7 @@ fn evidence_for(
             }
     };
     let mut out: Vec<Evidence> = Vec::new();
-    let mut push = |rule: &Arc<str>, h: &crate::classify::Hit| {
+    let mut push = |rule: &Arc<str>, h: &crate::classify::Hit, context: bool| {
         if out.len() < MAX_EVIDENCE && !out.iter().any(|e| e.rule == *rule && e.start == h.start as usize) {
             let (s, e) = (h.start as usize, h.end as usize);
             out.push(Evidence {
@@ -542,6 +546,7 @@ fn evidence_for(
                 start: s,
                 end: e,
                 text: text.get(s..e).unwrap_or("").to_string(),
+                context,
             });
         }
     };
@@ -549,7 +554,7 @@ fn evidence_for(
         let grp = &groups[h.group as usize];
         let context = topic.class() == Class::Complaint && grp.kind == GroupKind::Context(Role::Purchase);
         if counts_for(h.group) || context {
-            push(&grp.id, h);
+            push(&grp.id, h, context);
         }
     }
     for r in &rules.rules {
@@ -558,7 +563,7 @@ fn evidence_for(
             for h in scratch.hits.iter().filter(|h| {
                 h.state == HitState::Active && (r.all.contains(&h.group) || r.any.contains(&h.group))
             }) {
-                push(id, h);
+                push(id, h, false);
             }
         }
     }

@@ -317,6 +317,7 @@ impl Pipeline {
                 start: 0,
                 end: c.text.len(),
                 text: c.text.clone(),
+                context: false,
             }],
             action,
             script: rules
@@ -345,11 +346,17 @@ impl Pipeline {
             }
             Route::Cluster { seq, brigade, .. } => {
                 let user = user.clone();
+                let name = alert.user.display().to_string();
                 self.hub.update(seq, now, move |a| {
                     a.count += 1;
                     a.msg_ids.push(msg_id);
                     if !a.users.contains(&user) {
+                        // Alerts stored before names were kept have none: pad with ids.
+                        while a.user_names.len() < a.users.len() {
+                            a.user_names.push(a.users[a.user_names.len()].clone());
+                        }
                         a.users.push(user.clone());
+                        a.user_names.push(name);
                     }
                     if brigade && a.kind != AlertKind::Brigade {
                         a.kind = AlertKind::Brigade;

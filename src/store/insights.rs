@@ -18,7 +18,7 @@
 //!   `until_ms` is past `respond_by_ms`; likewise resolved after `resolve_by_ms`, or not yet
 //!   and `until_ms` is past it.
 //! - **Rules**: over every alert in the window except ops alerts, each distinct evidence rule
-//!   of an alert counts `fired`, and `dismissed` when the alert was dismissed as a false
+//!   of an alert (context such as a purchase word left out: it decides nothing) counts `fired`, and `dismissed` when the alert was dismissed as a false
 //!   positive; `fp_rate = dismissed / fired` to 3 decimals. Sorted by `fp_rate` descending,
 //!   `fired` descending, rule ascending: the rules most worth fixing first.
 
@@ -465,6 +465,7 @@ fn rules(conn: &Connection, since: i64, until: i64, room: Option<&str>) -> Resul
            SELECT DISTINCT a.seq, json_extract(e.value, '$.rule') AS rule, a.status = 'dismissed' AS dismissed \
            FROM alerts a, json_each(a.body, '$.evidence') e \
            WHERE a.created_ms >= ?1 AND a.created_ms < ?2 AND (?3 IS NULL OR a.room = ?3) AND a.kind != 'ops' \
+             AND coalesce(json_extract(e.value, '$.context'), 0) = 0 \
          ) WHERE rule IS NOT NULL GROUP BY rule",
     )?;
     let rows = st.query_map(params![since, until, room], |r| {
