@@ -447,15 +447,22 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
             |v| v == "timer red",
         )
         .await;
-        // The badge filters the feed to overdue tickets, and back.
+        // The badge opens the worklist's overdue tickets, and again every active one.
         click(&console, "#overdue").await;
         eventually(
             &console,
-            "[...document.querySelectorAll('#feed .card')].filter(c => c.style.display !== 'none').map(c => c.dataset.user).join()",
+            "state.tab === 'tickets' && [...document.querySelectorAll('#work-list .card')].map(c => c.dataset.user).join()",
             |v| v == "u-azhen",
         )
         .await;
         click(&console, "#overdue").await;
+        eventually(
+            &console,
+            "[...document.querySelectorAll('#work-list .card')].map(c => c.dataset.user).join()",
+            |v| v == "u-azhen,u-amy",
+        )
+        .await;
+        click(&console, "#tab-feed").await;
         eventually(
             &console,
             "[...document.querySelectorAll('#feed .card')].filter(c => c.style.display !== 'none').length",
