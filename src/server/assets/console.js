@@ -37,7 +37,7 @@ const I18N = {
     tabFeed: "告警", tabInsights: "数据", range24h: "近24小时", range7d: "近7天", refresh: "刷新",
     loading: "加载中…", updatedAt: "更新于 {time}", statsError: "数据暂不可用：{err}",
     empty: "这段时间没有投诉或攻击，一切平静。", emptyChart: "这段时间没有数据。", emptyResponse: "这段时间还没有首次回应。",
-    chartTopics: "每小时投诉（按话题）", chartResponse: "每小时首次回应用时（中位数 / P90）",
+    chartTopics: "每小时投诉（按话题）", chartResponse: "每小时首次回应用时（中位数 / 90分位）",
     ticketsTitle: "工单状态", promisesTitle: "承诺兑现", byProduct: "投诉商品", byRoom: "投诉直播间",
     attacksTitle: "攻击（按话题）", rulesTitle: "规则误报率", tComplaints: "投诉", tAttacks: "攻击",
     tOpened: "新工单", tRespMedian: "回应中位数", tBreaches: "超时次数", key: "名称", n: "数量",
@@ -548,7 +548,7 @@ function remind(m) {
     if (ev.target.closest("button.close")) return;
     // The card in the feed, else the ticket in the worklist (the feed keeps only the newest).
     if (state.cards.has(m.seq)) { showTab("feed"); flashCard(state.cards.get(m.seq)); }
-    else { state.overdueOnly = m.stage === "overdue"; state.work.offset = 0; showTab("tickets"); loadWork(m.seq); }
+    else { state.overdueOnly = m.stage === "overdue"; state.work.offset = 0; showTab("tickets"); loadWork({ focus: m.seq, force: true }); }
   });
   box.prepend(el);
   while (box.children.length > MAX_REMINDERS) box.lastElementChild.remove();
@@ -757,8 +757,11 @@ function loadWorkSoon() {
   if (!workTimer) workTimer = setTimeout(() => { workTimer = 0; loadWork(); }, 250);
 }
 
-// Refreshes the counts and, when the tab is open, the page (`focus`: a seq to show flashed).
-async function loadWork(focus) {
+// Refreshes the counts and, when the tab is open, the page. A refresh waits while the list is
+// held; one the floor manager asked for (`force`: a page, a filter) does not. `focus`: a seq to
+// show flashed.
+async function loadWork(opts) {
+  const { focus, force } = opts || {};
   const req = ++workReq;
   const q = new URLSearchParams({ status: "open,responding", offset: String(state.work.offset), limit: String(WORK_PAGE) });
   const room = $("f-room").value;
@@ -783,7 +786,7 @@ async function loadWork(focus) {
     }
     state.work.next = { alerts, order: page.tickets.map((a) => a.seq) };
     state.work.stale = true;
-    if (state.tab === "tickets" && !held("work")) renderWork(focus);
+    if (state.tab === "tickets" && (force || !held("work"))) renderWork(focus);
   } catch (_) { /* the next message or tick tries again */ }
   tick();
 }
@@ -793,6 +796,8 @@ function renderWork(focus) {
   if (w.next) { w.alerts = w.next.alerts; w.order = w.next.order; w.next = null; }
   w.stale = false;
   const list = $("work-list");
+  // Moving a node in the DOM drops its focus: the card chosen with j / k keeps it.
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
   const cards = new Map();
   const els = w.order.map((seq) => {
     const card = w.cards.get(seq) || newCard(seq);
@@ -801,6 +806,7 @@ function renderWork(focus) {
     return card;
   });
   list.replaceChildren(...els);
+  if (focused && list.contains(focused)) focused.focus({ preventScroll: true });
   w.cards = cards;
   const page = w.page || { open: 0, responding: 0, overdue: 0 };
   $("work-counts").textContent = tf("workCounts", page);
@@ -839,7 +845,7 @@ function onKey(ev) {
     state.overdueOnly = false;
     state.work.offset = 0;
     showTab("tickets");
-    loadWork().then(() => { const first = $("work-list").querySelector("article.card"); if (first) selectCard(first); });
+    loadWork({ force: true }).then(() => { const first = $("work-list").querySelector("article.card"); if (first) selectCard(first); });
     return;
   }
   if (ev.key !== "j" && ev.key !== "k") return;
@@ -882,7 +888,7 @@ function showTab(tab) {
   const hash = tab === "feed" ? "" : `#${tab}`;
   if (location.hash !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
   if (tab === "insights") loadStats();
-  if (tab === "tickets") { if (state.work.stale) renderWork(); loadWork(); }
+  if (tab === "tickets") { if (state.work.stale) renderWork(); loadWork({ force: true }); }
   if (tab === "feed" && !held("feed")) flushPending();
   updatePill();
   tick();
@@ -1118,7 +1124,7 @@ async function start() {
     $(id).addEventListener("change", () => {
       for (const a of state.alerts.values()) if (state.cards.has(a.seq)) render(a);
       if (id === "f-room" && state.tab === "insights") loadStats();
-      if (id === "f-room") { state.work.offset = 0; loadWork(); }
+      if (id === "f-room") { state.work.offset = 0; loadWork({ force: true }); }
     });
   }
   // The badge opens the worklist's overdue tickets (all of them, not only the feed's); again:
@@ -1131,15 +1137,15 @@ async function start() {
   $("tab-feed").addEventListener("click", () => showTab("feed"));
   $("tab-tickets").addEventListener("click", () => showTab("tickets"));
   $("tab-insights").addEventListener("click", () => showTab("insights"));
-  $("work-prev").addEventListener("click", () => { state.work.offset = Math.max(0, state.work.offset - WORK_PAGE); loadWork(); });
-  $("work-next").addEventListener("click", () => { state.work.offset += WORK_PAGE; loadWork(); });
+  $("work-prev").addEventListener("click", () => { state.work.offset = Math.max(0, state.work.offset - WORK_PAGE); loadWork({ force: true }); });
+  $("work-next").addEventListener("click", () => { state.work.offset += WORK_PAGE; loadWork({ force: true }); });
   $("pill").addEventListener("click", () => { flushPending(); window.scrollTo({ top: 0, behavior: "smooth" }); });
   watchHold($("feed"), "feed");
-  watchHold($("work"), "work");
+  watchHold($("work-list"), "work");
   document.addEventListener("keydown", onKey);
   watchDock();
   // The store's counts follow every message; this is the backstop for deadlines passing.
-  setInterval(loadWork, 5000);
+  setInterval(() => loadWork(), 5000);
   $("ins-range").addEventListener("change", loadStats);
   $("ins-refresh").addEventListener("click", loadStats);
   // While the tab is open the figures follow along; closed, nothing is fetched.
