@@ -180,7 +180,7 @@ impl Health {
                 message: format!(
                     "source {} {what} for {} s (since {} UTC): the watcher is blind",
                     s.name,
-                    for_ms / 1000,
+                    (for_ms + 500) / 1000,
                     hms_utc(wall(since))
                 ),
             });
