@@ -276,29 +276,39 @@ fn spawn_health(
             let problems = health.check(store.as_ref(), SystemClock.now_ms());
             metrics.degraded.set(i64::from(!problems.is_empty()));
             let (started, ended) = watch.update(problems);
+            let mut ops = Vec::new();
             for p in started {
                 tracing::warn!(source = ?p.source, state = p.state.as_str(), since_ms = p.since_ms, "{}", p.message);
                 let Some(source) = &p.source else { continue };
                 metrics.set_source_down(source, Some(p.since_ms));
-                metrics.alert(crate::alerts::AlertKind::Ops.as_str());
-                let room = p.room.clone().unwrap_or_else(|| "*".into());
-                hub.publish(Alert::ops(room, p.message.clone(), clock.now_ms()));
+                ops.push((p.room.clone(), p.message.clone()));
             }
             for p in ended {
                 let back = match &p.source {
                     Some(s) => format!(
                         "source {s} is back after {} s: the watcher sees again",
-                        p.for_ms / 1000
+                        (p.for_ms + 500) / 1000
                     ),
                     None => "the state database commits again".to_string(),
                 };
                 tracing::info!(source = ?p.source, state = p.state.as_str(), "{back}");
                 let Some(source) = &p.source else { continue };
                 metrics.set_source_down(source, None);
-                metrics.alert(crate::alerts::AlertKind::Ops.as_str());
-                let room = p.room.clone().unwrap_or_else(|| "*".into());
-                hub.publish(Alert::ops(room, back, clock.now_ms()));
+                ops.push((p.room.clone(), back));
             }
+            if ops.is_empty() {
+                continue;
+            }
+            // Publishing waits when the store's queue is full (a failing disk): off the async
+            // threads, and in order.
+            let (hub, metrics, now) = (hub.clone(), metrics.clone(), clock.now_ms());
+            let _ = tokio::task::spawn_blocking(move || {
+                for (room, text) in ops {
+                    metrics.alert(crate::alerts::AlertKind::Ops.as_str());
+                    hub.publish(Alert::ops(room.unwrap_or_else(|| "*".into()), text, now));
+                }
+            })
+            .await;
         }
     })
 }

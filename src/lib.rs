@@ -5,7 +5,8 @@
 //! # Layout
 //! The pipeline, one module per stage, data flowing one way:
 //! - [`normalize`]: comment text → normalized text with a map back to original offsets.
-//! - [`rules`]: TOML rule packs → raw rules (with `file:line` errors) → compiled [`rules::RuleSet`].
+//! - [`rules`]: TOML rule packs (a directory, or the set built into the binary) → raw rules (with
+//!   `file:line` errors) → compiled [`rules::RuleSet`].
 //! - [`classify`]: normalized text + rule set → matches → [`classify::Verdict`].
 //! - [`pipeline`] and [`signals`]: per comment, with room and user history → alerts.
 //! - [`alerts`]: sequence numbers and the fan-out; [`store`]: SQLite, where every alert is

@@ -166,6 +166,7 @@ const state = {
   // Steady feed: why the lists must not move now, and the alerts waiting to be shown.
   hold: { pointer: new Set(), touchUntil: 0, editing: false },
   pending: new Set(),
+  pendingDropped: 0, // waiting alerts beyond what the feed would keep
   copyNotes: new Map(), // seq -> {kind: "copied" | "selected", until}
   selected: null, // seq of the card chosen with j / k
   health: null, // {reasons, at} from /api/console
@@ -335,6 +336,14 @@ function render(a) {
   if (!card) {
     if (held("feed")) {
       state.pending.add(a.seq);
+      // Only the newest MAX_CARDS would be shown anyway: older waiting ones are dropped (the
+      // worklist keeps every ticket), still counted on the pill.
+      while (state.pending.size > MAX_CARDS) {
+        const oldest = Math.min(...state.pending);
+        state.pending.delete(oldest);
+        state.alerts.delete(oldest);
+        state.pendingDropped++;
+      }
       updatePill();
       return;
     }
@@ -516,7 +525,7 @@ function upsert(a, live) {
     chime();
   }
   if (a.ticket) loadWorkSoon();
-  if (a.kind === "ops") refreshSettings(); // a source went down or came back: the banner
+  if (a.kind === "ops" && live) refreshSettings(); // a source went down or came back: the banner
   tickSoon();
 }
 
@@ -737,13 +746,14 @@ function flushPending() {
   if (!state.pending.size) return;
   const seqs = [...state.pending].sort((x, y) => x - y);
   state.pending.clear();
+  state.pendingDropped = 0;
   for (const seq of seqs) { const a = state.alerts.get(seq); if (a) render(a); }
   updatePill();
   tickSoon();
 }
 
 function updatePill() {
-  const n = state.pending.size, pill = $("pill");
+  const n = state.pending.size + state.pendingDropped, pill = $("pill");
   pill.hidden = n === 0 || state.tab !== "feed";
   pill.textContent = n ? tf("pillNew", { n }) : "";
 }
