@@ -253,3 +253,47 @@ fn config_check_reports_every_problem_with_its_line_like_run() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok.toml: ok"));
 }
+
+/// From a directory with no rules: `rules check` checks the set `run` would use, and
+/// `run --help` says where the rules and the database come from on this machine.
+#[test]
+fn run_help_shows_the_defaults_and_rules_check_uses_the_built_in_set() {
+    let empty = tempfile::tempdir().expect("tmp");
+    let built_in = !std::path::Path::new(liveguard::rules::source::SYSTEM_DIR).is_dir();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"))
+        .args(["run", "--help"])
+        .current_dir(empty.path())
+        .env("LIVEGUARD_STATE_DIR", "/srv/lg-state")
+        .output()
+        .expect("liveguard runs");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "rules     --rules DIR, else $LIVEGUARD_RULES",
+        "/etc/liveguard/rules",
+        "the packs built into this binary (en/common.toml",
+        "database  `[store] path` in --config, else /srv/lg-state/liveguard.db",
+        "source_down_ms",
+    ] {
+        assert!(help.contains(want), "{want:?} not in\n{help}");
+    }
+    if built_in {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"))
+            .args(["rules", "check"])
+            .current_dir(empty.path())
+            .env_remove("LIVEGUARD_RULES")
+            .output()
+            .expect("liveguard runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.starts_with("the packs built into this binary: ") && said.contains("examples pass"),
+            "{said}"
+        );
+    }
+}
