@@ -168,6 +168,25 @@ mod tests {
         );
     }
 
+    /// A model file beside the packs (binary, not UTF-8) is listed with its exact bytes, for
+    /// its own loader; the pack loader reads only the `*.toml`.
+    #[test]
+    fn files_other_than_packs_come_along_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let pack = "[pack]\nid = \"p\"\nlang = \"en\"\n[[terms]]\nid = \"t\"\nterms = [\"x\"]\n";
+        std::fs::write(dir.path().join("p.toml"), pack).expect("write");
+        std::fs::create_dir(dir.path().join("model")).expect("mkdir");
+        let model = [0x4c, 0x47, 0x4d, 0x00, 0xff, 0xfe, 0x80];
+        std::fs::write(dir.path().join("model/zh.lgm"), model).expect("write");
+        let source = RuleSource::Dir(dir.path().to_path_buf());
+        let files = source.files().expect("reads");
+        let rels: Vec<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, ["model/zh.lgm", "p.toml"]);
+        assert!(files[0].has_ext("lgm") && &*files[0].bytes == model.as_slice());
+        let set = super::super::load(&source).expect("the pack loads; the model is not a pack");
+        assert_eq!(set.packs.len(), 1);
+    }
+
     #[test]
     fn a_flag_beats_the_system_dir_which_beats_the_built_in_set() {
         let sys = tempfile::tempdir().expect("tmp");
