@@ -24,6 +24,7 @@ fn corpus(n: usize) -> Vec<String> {
         seconds: None,
         format: Format::Canonical,
         seed: 42,
+        mix: liveguard::simulate::Mix::Busy,
     };
     let mut g = Generator::new(cfg);
     (0..n).map(|_| g.next_comment().text).collect()

@@ -413,7 +413,7 @@ async fn run_once(plan: Plan) -> Outcome {
 
     let cfg = Config {
         listen: "127.0.0.1:0".into(),
-        rules: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
+        rules: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))),
         sources: vec![SourceConfig::new(
             &format!("ws://{fire_addr}/"),
             Format::Canonical,
@@ -557,6 +557,7 @@ fn generate(seed: u64, n: usize) -> Vec<String> {
         seconds: None,
         format: Format::Canonical,
         seed,
+        mix: liveguard::simulate::Mix::Busy,
     });
     // ts_ms is the platform time; the daemon only compares it with the connection time
     // (backlog), so a stamp at generation is fine. Latency comes from `stamps`.

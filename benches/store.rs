@@ -32,6 +32,7 @@ fn alerts(n: usize) -> Vec<Alert> {
         seconds: None,
         format: Format::Canonical,
         seed: 7,
+        mix: liveguard::simulate::Mix::Busy,
     });
     let mut s = Scratch::new();
     let mut out = Vec::with_capacity(n);

@@ -120,6 +120,9 @@ pub struct Alert {
     pub user: User,
     /// Every distinct user id involved (brigades, merged repeats).
     pub users: Vec<String>,
+    /// Their display names, in the same order (a brigade card lists people, not ids).
+    #[serde(default)]
+    pub user_names: Vec<String>,
     /// Platform message ids involved (for deletions).
     pub msg_ids: Vec<String>,
     /// The comment text (for split messages: the joined texts).
@@ -172,6 +175,7 @@ impl Alert {
             kind,
             room,
             users: vec![user.id.clone()],
+            user_names: vec![user.display().to_string()],
             user,
             msg_ids: Vec::new(),
             text,
@@ -190,6 +194,31 @@ impl Alert {
             updated_ms: now_ms,
             ticket: None,
         }
+    }
+
+    /// An operational alert about `room` (`*`: every room of a source): the watcher may be
+    /// blind, or sees again.
+    pub fn ops(room: String, text: String, now_ms: u64) -> Self {
+        let user = User {
+            id: "liveguard".into(),
+            handle: None,
+            name: Some("liveguard".into()),
+        };
+        let verdict = Verdict {
+            class: Class::Neutral,
+            topic: None,
+            score: 1.0,
+            evidence: Vec::new(),
+            action: crate::taxonomy::Action::None,
+            script: None,
+            lang: crate::taxonomy::Lang::En,
+            purchase: false,
+            source: Default::default(),
+        };
+        let mut a = Self::new(AlertKind::Ops, room, user, text, verdict, now_ms);
+        a.users.clear();
+        a.user_names.clear();
+        a
     }
 
     /// Whether this alert opens a ticket: a buyer's complaint (not a signal or ops alert).
@@ -262,6 +291,8 @@ pub struct Shared {
     pub tx: broadcast::Sender<Arc<HubMsg>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Set while commits fail (the writer retries), cleared by the next commit.
+    pub store_failure: Mutex<Option<crate::health::StoreFailure>>,
 }
 
 /// The key of a (room, user) pair in the open-ticket map.
@@ -314,6 +345,7 @@ impl Hub {
             open_tickets: DashMap::new(),
             tx,
             metrics,
+            store_failure: Mutex::new(None),
         });
         let (cmd_tx, cmd_rx) = mpsc::sync_channel(store.queue.max(1));
         let writer = crate::store::writer::Writer::new(conn, shared.clone(), tickets.clone(), store)?;
@@ -531,6 +563,15 @@ impl Hub {
     /// One committed alert. Blocking.
     pub fn get(&self, seq: u64) -> Result<Option<Alert>, StoreError> {
         self.read(|c| crate::store::get(c, seq))
+    }
+
+    /// Why commits fail, while they do (the writer keeps retrying).
+    pub fn store_failure(&self) -> Option<crate::health::StoreFailure> {
+        self.shared
+            .store_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The last sequence number committed and announced (0 before the first alert).

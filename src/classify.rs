@@ -57,6 +57,10 @@ pub struct Evidence {
     pub end: usize,
     /// The matched original text.
     pub text: String,
+    /// Context shown for the reader (a purchase like `买了`), not a rule that decided: left
+    /// out of the per-rule false-positive figures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub context: bool,
 }
 
 /// The classifier's answer for one comment.
@@ -627,6 +631,7 @@ fn model_evidence(model: &Model, scratch: &Scratch, text: &str, class: Class) ->
             start: s,
             end: e,
             text: text.get(s..e).unwrap_or("").to_string(),
+            context: false,
         })
         .collect()
 }
@@ -859,7 +864,7 @@ fn evidence_for(
             }
     };
     let mut out: Vec<Evidence> = Vec::new();
-    let mut push = |rule: &Arc<str>, h: &crate::classify::Hit| {
+    let mut push = |rule: &Arc<str>, h: &crate::classify::Hit, context: bool| {
         if out.len() < MAX_EVIDENCE && !out.iter().any(|e| e.rule == *rule && e.start == h.start as usize) {
             let (s, e) = (h.start as usize, h.end as usize);
             out.push(Evidence {
@@ -867,6 +872,7 @@ fn evidence_for(
                 start: s,
                 end: e,
                 text: text.get(s..e).unwrap_or("").to_string(),
+                context,
             });
         }
     };
@@ -874,7 +880,7 @@ fn evidence_for(
         let grp = &groups[h.group as usize];
         let context = topic.class() == Class::Complaint && grp.kind == GroupKind::Context(Role::Purchase);
         if counts_for(h.group) || context {
-            push(&grp.id, h);
+            push(&grp.id, h, context);
         }
     }
     for r in &rules.rules {
@@ -883,7 +889,7 @@ fn evidence_for(
             for h in scratch.hits.iter().filter(|h| {
                 h.state == HitState::Active && (r.all.contains(&h.group) || r.any.contains(&h.group))
             }) {
-                push(id, h);
+                push(id, h, false);
             }
         }
     }
@@ -894,19 +900,63 @@ fn evidence_for(
 /// Fills `{user}` and `{product}`. In English `{product}` is a whole noun phrase with its
 /// determiner ("the jade bangle", or "your item" when the event names no product), so
 /// templates write "{product} hasn't arrived", not "your {product}"; in Chinese a missing
-/// product reads 这款.
+/// product reads 这款. Without a user name, Chinese says 这位宝宝 and English leaves the
+/// address out ("{user}, we see …" → "We see …", "Sorry {user}, it …" → "Sorry, it …"),
+/// except after a greeting ("Hi there").
 pub fn fill_script(template: &str, input: Input<'_>, lang: Lang) -> String {
-    let user = input.user.unwrap_or(match lang {
-        Lang::Zh => "这位宝宝",
-        Lang::En => "there",
-    });
     let product = match (lang, input.product) {
         (Lang::Zh, Some(p)) => p.to_string(),
         (Lang::Zh, None) => "这款".to_string(),
         (Lang::En, Some(p)) => format!("the {p}"),
         (Lang::En, None) => "your item".to_string(),
     };
-    template.replace("{user}", user).replace("{product}", &product)
+    match (input.user, lang) {
+        (Some(user), _) => template.replace("{user}", user).replace("{product}", &product),
+        (None, Lang::Zh) => template
+            .replace("{user}", "这位宝宝")
+            .replace("{product}", &product),
+        (None, Lang::En) => {
+            // "{user}, {product} comes …" opens with the product now: "Your item comes …".
+            let filled = without_address(template).replace("{product}", &product);
+            let mut chars = filled.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// An English template with its `{user}` address taken out, reading naturally: "Hi {user}"
+/// becomes "Hi there", ", {user}." loses the comma, "Sorry {user}, it" becomes "Sorry, it",
+/// and a sentence opening "{user}, we" opens "We".
+fn without_address(template: &str) -> String {
+    const USER: &str = "{user}";
+    let mut s = template.to_string();
+    while let Some(i) = s.find(USER) {
+        let before = s.get(..i).unwrap_or("");
+        let after = s.get(i + USER.len()..).unwrap_or("");
+        let trimmed = before.trim_end();
+        let greeting = ["Hi", "Hello", "Hey", "Dear"]
+            .iter()
+            .any(|g| trimmed.ends_with(g) && before.ends_with(' '));
+        s = if greeting {
+            format!("{before}there{after}")
+        } else if let Some(head) = before.strip_suffix(", ") {
+            format!("{head}{after}")
+        } else if trimmed.is_empty() || trimmed.ends_with(['.', '!', '?', '\n']) {
+            let rest = after.trim_start_matches([',', ' ']);
+            let mut chars = rest.chars();
+            let capital: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            format!("{before}{capital}")
+        } else {
+            format!("{trimmed}{after}")
+        };
+    }
+    s
 }
 
 /// What fired for `text`, for `liveguard rules explain`: the normalized text, every hit with

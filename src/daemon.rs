@@ -10,13 +10,14 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::alerts::Hub;
-use crate::clock::Clock;
+use crate::alerts::{Alert, Hub};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::health::{Health, Watch};
 use crate::ingest::client;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_ms, Intake, Pipeline, WorkerState};
-use crate::rules::{self, RuleErrors};
+use crate::rules::{self, RuleErrors, RuleSource};
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Trigger};
 use crate::signals::Signals;
@@ -68,13 +69,14 @@ pub async fn start(cfg: Config) -> Result<Daemon, StartError> {
 /// Starts everything reading time from `clock` (tests move a manual clock to reach ticket
 /// deadlines); returns once the server is listening.
 pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daemon, StartError> {
-    let problems = cfg.check();
+    let problems: Vec<String> = cfg.check().iter().map(ToString::to_string).collect();
     if !problems.is_empty() {
         return Err(StartError::Config(problems.join("; ")));
     }
     crate::normalize::warm_up();
-    let set = rules::load_dir(&cfg.rules)?;
-    tracing::info!(packs = set.packs.len(), terms = set.term_count, "rules loaded");
+    let source = RuleSource::resolve(cfg.rules.as_deref());
+    let set = rules::load(&source)?;
+    tracing::info!(rules = %source, packs = set.packs.len(), terms = set.term_count, "rules loaded");
     let rules = Arc::new(ArcSwap::from_pointee(set));
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -101,7 +103,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     ));
     let (trigger, shutdown) = shutdown::channel();
     let reload_status = crate::reload::SharedStatus::default();
-    let reload_tasks = spawn_reload(&cfg, &rules, &reload_status, &metrics, &trigger);
+    let reload_tasks = spawn_reload(&cfg, &source, &rules, &reload_status, &metrics, &trigger);
     let (intake, receivers) = Intake::new(cfg.workers, cfg.queue_capacity, rules.clone(), metrics.clone());
     let intake = Arc::new(intake);
 
@@ -128,18 +130,28 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         })
         .collect();
 
+    let names: Vec<(String, Option<String>)> = cfg
+        .sources
+        .iter()
+        .map(|s| (s.display_name().to_string(), s.room.clone()))
+        .collect();
+    let health = Health::new(&names, cfg.source_down_ms, SystemClock.now_ms());
     let sources = cfg
         .sources
         .iter()
-        .map(|s| {
-            tokio::spawn(client::run(
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let h = health.source(i)?;
+            Some(tokio::spawn(client::run(
                 s.clone(),
                 intake.clone(),
                 metrics.clone(),
+                h,
                 trigger.subscribe(),
-            ))
+            )))
         })
         .collect();
+    let health_task = spawn_health(&health, &hub, &metrics, &clock, trigger.subscribe());
 
     let sweeper = {
         let (pipeline, intake, metrics, clock) = (pipeline, intake.clone(), metrics.clone(), clock.clone());
@@ -176,6 +188,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         },
         clock: clock.clone(),
         reload: reload_status,
+        health,
     };
     let app = server::router(state);
     let mut server_shutdown = shutdown;
@@ -192,7 +205,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         }
     });
     tracing::info!(%addr, "listening");
-    let mut others = vec![sweeper, server];
+    let mut others = vec![sweeper, server, health_task];
     others.extend(auto_overlay);
     others.extend(reload_tasks);
     others.extend(watchdog);
@@ -235,9 +248,75 @@ fn spawn_watchdog(intake: &Arc<Intake>, mut shutdown: crate::shutdown::Shutdown)
     }))
 }
 
+/// Loud when blind: checks the sources and the store a few times per `source_down_ms`; when a
+/// problem starts or ends, logs it, sets the metrics and (for a source) raises an ops alert.
+/// The store's failures get no alert: it could not be stored or sent until the store recovers.
+fn spawn_health(
+    health: &Arc<Health>,
+    hub: &Arc<Hub>,
+    metrics: &Arc<Metrics>,
+    clock: &Arc<dyn Clock>,
+    mut shutdown: crate::shutdown::Shutdown,
+) -> JoinHandle<()> {
+    let (health, hub, metrics, clock) = (health.clone(), hub.clone(), metrics.clone(), clock.clone());
+    // A fifth of the threshold (within 50 ms .. 1 s): a problem shows soon after it is one.
+    let every = Duration::from_millis((health.down_after_ms() / 5).clamp(50, 1_000));
+    tokio::spawn(async move {
+        let mut watch = Watch::default();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {}
+            }
+            let store = hub.store_failure();
+            metrics
+                .store_failing_since_seconds
+                .set(store.as_ref().map_or(0, |f| (f.since_ms / 1000) as i64));
+            let problems = health.check(store.as_ref(), SystemClock.now_ms());
+            metrics.degraded.set(i64::from(!problems.is_empty()));
+            let (started, ended) = watch.update(problems);
+            let mut ops = Vec::new();
+            for p in started {
+                tracing::warn!(source = ?p.source, state = p.state.as_str(), since_ms = p.since_ms, "{}", p.message);
+                let Some(source) = &p.source else { continue };
+                metrics.set_source_down(source, Some(p.since_ms));
+                ops.push((p.room.clone(), p.message.clone()));
+            }
+            for p in ended {
+                let back = match &p.source {
+                    Some(s) => format!(
+                        "source {s} is back after {} s: the watcher sees again",
+                        (p.for_ms + 500) / 1000
+                    ),
+                    None => "the state database commits again".to_string(),
+                };
+                tracing::info!(source = ?p.source, state = p.state.as_str(), "{back}");
+                let Some(source) = &p.source else { continue };
+                metrics.set_source_down(source, None);
+                ops.push((p.room.clone(), back));
+            }
+            if ops.is_empty() {
+                continue;
+            }
+            // Publishing waits when the store's queue is full (a failing disk): off the async
+            // threads, and in order.
+            let (hub, metrics, now) = (hub.clone(), metrics.clone(), clock.now_ms());
+            let _ = tokio::task::spawn_blocking(move || {
+                for (room, text) in ops {
+                    metrics.alert(crate::alerts::AlertKind::Ops.as_str());
+                    hub.publish(Alert::ops(room.unwrap_or_else(|| "*".into()), text, now));
+                }
+            })
+            .await;
+        }
+    })
+}
+
 /// The reload path: SIGHUP and (unless `watch_rules = false`) file changes feed one task.
 fn spawn_reload(
     cfg: &Config,
+    source: &RuleSource,
     rules: &Arc<ArcSwap<crate::rules::RuleSet>>,
     status: &crate::reload::SharedStatus,
     metrics: &Arc<Metrics>,
@@ -246,7 +325,7 @@ fn spawn_reload(
     // Two slots: one cause waiting is enough, the reload reads the files afresh anyway.
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let mut tasks = vec![tokio::spawn(crate::reload::run(
-        cfg.rules.clone(),
+        source.clone(),
         rules.clone(),
         status.clone(),
         metrics.clone(),
@@ -257,8 +336,8 @@ fn spawn_reload(
         tx.clone(),
         trigger.subscribe(),
     )));
-    if cfg.watch_rules {
-        match crate::reload::watch(&cfg.rules, tx) {
+    if let (true, Some(dir)) = (cfg.watch_rules, source.dir()) {
+        match crate::reload::watch(dir, tx) {
             Ok(watcher) => {
                 let mut shutdown = trigger.subscribe();
                 // The watcher lives as long as this task.
@@ -268,7 +347,7 @@ fn spawn_reload(
                 }));
             }
             Err(e) => {
-                tracing::warn!(error = %e, dir = %cfg.rules.display(), "cannot watch the rules; reload with SIGHUP")
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the rules; reload with SIGHUP")
             }
         }
     }

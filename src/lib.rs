@@ -5,12 +5,14 @@
 //! # Layout
 //! The pipeline, one module per stage, data flowing one way:
 //! - [`normalize`]: comment text → normalized text with a map back to original offsets.
-//! - [`rules`]: TOML rule packs → raw rules (with `file:line` errors) → compiled [`rules::RuleSet`].
+//! - [`rules`]: TOML rule packs (a directory, or the set built into the binary) → raw rules (with
+//!   `file:line` errors) → compiled [`rules::RuleSet`].
 //! - [`classify`]: normalized text + rule set → matches → [`classify::Verdict`].
 //! - [`pipeline`] and [`signals`]: per comment, with room and user history → alerts.
 //! - [`alerts`]: sequence numbers and the fan-out; [`store`]: SQLite, where every alert is
 //!   committed before it is announced, with [`tickets`] (deadlines, reminders) and insights.
-//! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all.
+//! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all; [`health`]
+//!   says when a source or the store fails (`/healthz` 503, an ops alert, the console banner).
 //! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
 //!   feed strings.
 
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod health;
 
 pub mod alerts;
 pub mod ingest;

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use liveguard::cli::report::ReportFormat;
 use liveguard::cli::{self, InputFormat};
 use liveguard::config::Config;
 use liveguard::ingest::client::SourceConfig;
 use liveguard::ingest::Format;
-use liveguard::rules::{self, RuleSet};
+use liveguard::rules::{self, RuleSet, RuleSource};
 use liveguard::simulate::{self, SimConfig};
 use liveguard::store::insights::StatsQuery;
 
@@ -56,10 +56,11 @@ struct RunArgs {
     /// Input format of --source.
     #[arg(long, value_enum, default_value = "canonical", env = "LIVEGUARD_FORMAT")]
     format: Format,
-    /// Rule packs directory.
+    /// Rule packs directory [default: the config's `rules`, else /etc/liveguard/rules when it
+    /// exists, else the packs built into the binary].
     #[arg(long, env = "LIVEGUARD_RULES")]
     rules: Option<PathBuf>,
-    /// HTTP listen address (default 127.0.0.1:8787).
+    /// HTTP listen address [default: the config's `listen`, else 127.0.0.1:8787].
     #[arg(long, env = "LIVEGUARD_LISTEN")]
     listen: Option<String>,
 }
@@ -82,6 +83,9 @@ struct ReportArgs {
     /// The state database (default: the config's store, else the state directory's).
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Read the demo's database (what `liveguard demo` wrote).
+    #[arg(long, conflicts_with_all = ["db", "config"])]
+    demo: bool,
     /// Configuration file (for its [store] path).
     #[arg(long, env = "LIVEGUARD_CONFIG")]
     config: Option<PathBuf>,
@@ -91,9 +95,10 @@ struct ReportArgs {
 enum Command {
     /// Classify comments from stdin: one JSON verdict per line on stdout.
     Classify {
-        /// Rule packs directory.
-        #[arg(long, default_value = "rules")]
-        rules: PathBuf,
+        /// Rule packs directory [default: /etc/liveguard/rules when it exists, else the packs
+        /// built into the binary].
+        #[arg(long, env = "LIVEGUARD_RULES")]
+        rules: Option<PathBuf>,
         /// Input: JSON lines with at least `text`, or plain text lines.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: InputFormat,
@@ -132,9 +137,10 @@ enum Command {
         /// Simulated rooms.
         #[arg(long, default_value_t = 3)]
         rooms: u32,
-        /// Rule packs directory.
-        #[arg(long, default_value = "rules")]
-        rules: PathBuf,
+        /// Rule packs directory [default: /etc/liveguard/rules when it exists, else the packs
+        /// built into the binary].
+        #[arg(long, env = "LIVEGUARD_RULES")]
+        rules: Option<PathBuf>,
     },
     /// Complaints, attacks, ticket response times and rule false-positive rates over a window,
     /// read from the state database (safe while the daemon runs).
@@ -199,9 +205,9 @@ struct TrainArgs {
     /// Labelled JSONL files, or directories of them (every `*.jsonl`, sorted).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Rule packs directory (the model learns from what the rules fire).
-    #[arg(long, default_value = "rules")]
-    rules: PathBuf,
+    /// Rule packs directory (the model learns from what the rules fire); default as `run`.
+    #[arg(long)]
+    rules: Option<PathBuf>,
     /// Where to write the model (`-` for none: cross-validate only).
     #[arg(long, default_value = "rules/model/liveguard.lgm")]
     out: PathBuf,
@@ -238,7 +244,8 @@ struct TrainArgs {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Parse and check FILE (unknown keys, bad values, addresses, URLs): `file:line: message`.
+    /// Check FILE as `run` would (unknown keys, bad values, addresses, URLs, sources, and the
+    /// rules it names): every problem as `file:line: message`.
     Check {
         /// The configuration file.
         #[arg(default_value = "liveguard.toml")]
@@ -250,22 +257,30 @@ enum ConfigCommand {
 enum RulesCommand {
     /// Validate every pack and run every [[example]].
     Check {
-        /// Rule packs directory.
-        #[arg(default_value = "rules")]
-        dir: PathBuf,
+        /// Rule packs directory [default: /etc/liveguard/rules when it exists, else the packs
+        /// built into the binary].
+        dir: Option<PathBuf>,
     },
     /// Show the normalized text and every rule that fires for TEXT (a dry run).
     Explain {
         /// The comment to explain.
         text: String,
-        /// Rule packs directory.
-        #[arg(long, default_value = "rules")]
-        rules: PathBuf,
+        /// Rule packs directory [default: /etc/liveguard/rules when it exists, else the packs
+        /// built into the binary].
+        #[arg(long, env = "LIVEGUARD_RULES")]
+        rules: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // `run --help` shows where the rules and the database come from on this machine.
+    let matches = Args::command()
+        .mut_subcommand("run", |c| c.after_help(run_defaults()))
+        .get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     init_logging(args.log_format);
     match run(args) {
         Ok(code) => code,
@@ -276,9 +291,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(dir: &Path) -> anyhow::Result<RuleSet> {
+/// The `run --help` epilogue: the defaults as they resolve here and now.
+fn run_defaults() -> String {
+    let system = Path::new(rules::source::SYSTEM_DIR);
+    let built_in: Vec<&str> = rules::source::built_in().iter().map(|(rel, _)| *rel).collect();
+    format!(
+        "Defaults:\n  \
+         rules     --rules DIR, else $LIVEGUARD_RULES, else `rules` in --config, else {} ({}), else\n            \
+         the packs built into this binary ({})\n  \
+         database  `[store] path` in --config, else {}\n            \
+         (liveguard.db in $LIVEGUARD_STATE_DIR, else $STATE_DIRECTORY, else\n            \
+         $XDG_STATE_HOME/liveguard, else ~/.local/state/liveguard)\n  \
+         listen    127.0.0.1:8787\n  \
+         health    /healthz answers 503 when a source is down or silent for {} s (source_down_ms)",
+        system.display(),
+        if system.is_dir() { "present here" } else { "absent here" },
+        built_in.join(", "),
+        liveguard::store::StoreConfig::default().db_path().display(),
+        liveguard::config::SOURCE_DOWN_MS / 1000,
+    )
+}
+
+/// The rule set `explicit` names, or the default one (see [`RuleSource::resolve`]), compiled.
+fn load(explicit: Option<&Path>) -> anyhow::Result<RuleSet> {
     liveguard::normalize::warm_up();
-    rules::load_dir(dir).with_context(|| format!("rules in {}", dir.display()))
+    let source = RuleSource::resolve(explicit);
+    rules::load(&source).with_context(|| format!("rules in {source}"))
 }
 
 fn init_logging(format: LogFormat) {
@@ -309,7 +347,7 @@ fn daemon_config(a: RunArgs) -> anyhow::Result<Config> {
         cfg.sources = vec![SourceConfig::new(&url, a.format)];
     }
     if let Some(r) = a.rules {
-        cfg.rules = r;
+        cfg.rules = Some(r);
     }
     if let Some(l) = a.listen {
         cfg.listen = l;
@@ -340,10 +378,19 @@ async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
 
 fn report(a: ReportArgs) -> anyhow::Result<()> {
     let db = match (a.db, &a.config) {
+        _ if a.demo => liveguard::store::demo_db_path(),
         (Some(db), _) => db,
         (None, Some(path)) => Config::load(path)?.store.db_path(),
         (None, None) => liveguard::store::StoreConfig::default().db_path(),
     };
+    let demo = liveguard::store::demo_db_path();
+    if !db.exists() && !a.demo && demo.exists() {
+        anyhow::bail!(
+            "no database at {}; the demo's is {}: add --demo to read it",
+            db.display(),
+            demo.display()
+        );
+    }
     let now = liveguard::pipeline::now_ms();
     let q = StatsQuery::parse(&a.since, a.until.as_deref(), a.room.as_deref(), now)
         .map_err(anyhow::Error::msg)?;
@@ -386,6 +433,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     seconds,
                     format,
                     seed,
+                    mix: simulate::Mix::Live,
                 };
                 let server = tokio::spawn(simulate::serve(listener, cfg, shutdown));
                 liveguard::shutdown::os_signal().await;
@@ -413,6 +461,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     seconds: None,
                     format: Format::Canonical,
                     seed: 1,
+                    mix: simulate::Mix::Live,
                 };
                 let sim_task = tokio::spawn(simulate::serve(listener, sim_cfg, shutdown));
                 let cfg = Config {
@@ -421,7 +470,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     sources: vec![SourceConfig::new(&format!("ws://{sim}/"), Format::Canonical)],
                     // Simulated alerts stay out of the real history.
                     store: liveguard::store::StoreConfig {
-                        path: Some(liveguard::store::state_dir().join("demo.db")),
+                        path: Some(liveguard::store::demo_db_path()),
                         ..Default::default()
                     },
                     ..Config::default()
@@ -435,7 +484,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
                 println!("  recent alerts       http://{a}/api/alerts");
                 println!("  insights            http://{a}/api/stats?since=24h");
-                println!("  state database      {}", daemon.hub.path().display());
+                println!(
+                    "  state database      {}  (liveguard report --demo)",
+                    daemon.hub.path().display()
+                );
                 println!("  metrics             http://{a}/metrics");
                 println!("  health              http://{a}/healthz");
                 println!("Ctrl-C to stop.");
@@ -448,7 +500,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Classify { rules, format } => {
-            let set = load(&rules)?;
+            let set = load(rules.as_deref())?;
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
             let stats = cli::classify_stream(&set, io::stdin().lock(), &mut out, &mut io::stderr(), format)
@@ -483,44 +535,18 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Config {
             command: ConfigCommand::Check { file },
-        } => {
-            let cfg = match Config::load(&file) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let problems = cfg.check();
-            for p in &problems {
-                eprintln!("{}: {p}", file.display());
-            }
-            if !problems.is_empty() {
-                return Ok(ExitCode::from(2));
-            }
-            println!(
-                "{}: ok ({} source(s), rules in {}, listening on {})",
-                file.display(),
-                cfg.sources.len(),
-                cfg.rules.display(),
-                cfg.listen
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => Ok(config_check(&file)),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => {
-            let set = match rules::load_dir(&dir) {
+            let source = RuleSource::resolve(dir.as_deref());
+            let set = match rules::load(&source) {
                 Ok(set) => set,
                 Err(errs) => {
                     for e in &errs.0 {
                         eprintln!("{e}");
                     }
-                    eprintln!(
-                        "liveguard rules check: {} error(s) in {}",
-                        errs.0.len(),
-                        dir.display()
-                    );
+                    eprintln!("liveguard rules check: {} error(s) in {source}", errs.0.len());
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -529,7 +555,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{}", f.message);
             }
             println!(
-                "{} pack(s), {} groups, {} terms; {} of {} examples pass",
+                "{source}: {} pack(s), {} groups, {} terms; {} of {} examples pass",
                 set.packs.len(),
                 set.groups().len(),
                 set.term_count,
@@ -545,7 +571,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Rules {
             command: RulesCommand::Explain { text, rules },
         } => {
-            let set = load(&rules)?;
+            let set = load(rules.as_deref())?;
             cli::explain(&set, &text, &mut io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -554,8 +580,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn train(a: &TrainArgs) -> anyhow::Result<ExitCode> {
     use liveguard::cli::train as t;
-    let set =
-        rules::load_packs(&a.rules).map_err(|e| anyhow::anyhow!("rules in {}: {e}", a.rules.display()))?;
+    let set = rules::load_packs(&RuleSource::resolve(a.rules.as_deref()))
+        .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
     let files = t::training_files(&a.inputs)?;
     let weights = a
         .weights
@@ -589,4 +615,69 @@ fn train(a: &TrainArgs) -> anyhow::Result<ExitCode> {
         println!("\nmodel written: {} ({n} bytes)", a.out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `liveguard config check FILE`: the checks `run --config FILE` makes before it starts, each
+/// problem on its own line as `file:line: message`. Exit 0 when `run` would start, else 2.
+fn config_check(file: &Path) -> ExitCode {
+    let cfg = match Config::load(file) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!(
+                "liveguard config check: {} problem(s) in {}",
+                errs.0.len(),
+                file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut problems = Vec::new();
+    if cfg.sources.is_empty() {
+        problems.push(format!(
+            "{}:1: no [[source]]: `liveguard run --config {}` would have no firehose to watch (add a [[source]] or pass --source)",
+            file.display(),
+            file.display()
+        ));
+    }
+    let source = RuleSource::resolve(cfg.rules.as_deref());
+    let rules = rules::load(&source);
+    if let Err(errs) = &rules {
+        for e in &errs.0 {
+            // A directory that cannot be read is the config's `rules` line at fault.
+            let line = (e.line == 0 && source.dir() == Some(e.path.as_path()))
+                .then(|| std::fs::read_to_string(file).ok())
+                .flatten()
+                .and_then(|text| {
+                    liveguard::config::line_of_key_in(&text, &[liveguard::config::Key::Name("rules".into())])
+                });
+            problems.push(match line {
+                Some(l) => format!("{}:{l}: rules: {e}", file.display()),
+                None => e.to_string(),
+            });
+        }
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    match rules {
+        Ok(set) if problems.is_empty() => {
+            println!(
+                "{}: ok ({} source(s), {} rule pack(s) from {source}, listening on {})",
+                file.display(),
+                cfg.sources.len(),
+                set.packs.len(),
+                cfg.listen
+            );
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!(
+                "liveguard config check: {} problem(s) in {}",
+                problems.len(),
+                file.display()
+            );
+            ExitCode::from(2)
+        }
+    }
 }

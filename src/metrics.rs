@@ -121,6 +121,12 @@ pub struct Metrics {
     pub store_pruned: Counter,
     /// Ticket reminders sent, per stage (`nearing`, `overdue`: a breach).
     reminders: Family<Kind, Counter>,
+    source_down: Family<SourceLabel, Gauge>,
+    source_down_since: Family<SourceLabel, Gauge>,
+    /// When commits started failing, seconds since the epoch; 0 while they succeed.
+    pub store_failing_since_seconds: Gauge,
+    /// 1 while `/healthz` answers 503 (a source down, the store failing).
+    pub degraded: Gauge,
 }
 
 impl Default for Metrics {
@@ -293,6 +299,30 @@ impl Metrics {
             "Ticket reminders sent, per stage (overdue = a breached promise)",
             reminders.clone(),
         );
+        let source_down = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "source_down",
+            "1 while a source is disconnected or silent past source_down_ms",
+            source_down.clone(),
+        );
+        let source_down_since = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "source_down_since_seconds",
+            "When a down source was last heard from (epoch seconds); 0 while it is up",
+            source_down_since.clone(),
+        );
+        let store_failing_since_seconds = Gauge::default();
+        registry.register(
+            "store_failing_since_seconds",
+            "When the state database started failing to commit (epoch seconds); 0 while it commits",
+            store_failing_since_seconds.clone(),
+        );
+        let degraded = Gauge::default();
+        registry.register(
+            "degraded",
+            "1 while /healthz answers 503: a source is down or the store cannot commit",
+            degraded.clone(),
+        );
         let topic_counters = Topic::ALL
             .iter()
             .map(|t| {
@@ -365,6 +395,10 @@ impl Metrics {
             store_commit_seconds,
             store_pruned,
             reminders,
+            source_down,
+            source_down_since,
+            store_failing_since_seconds,
+            degraded,
         }
     }
 
@@ -422,6 +456,19 @@ impl Metrics {
                 source: source.into(),
             })
             .set(i64::from(up));
+    }
+
+    /// Marks a source down since `since_ms` (epoch ms), or up (`None`).
+    pub fn set_source_down(&self, source: &str, since_ms: Option<u64>) {
+        let label = SourceLabel {
+            source: source.into(),
+        };
+        self.source_down
+            .get_or_create(&label)
+            .set(i64::from(since_ms.is_some()));
+        self.source_down_since
+            .get_or_create(&label)
+            .set(since_ms.map_or(0, |ms| (ms / 1000) as i64));
     }
 
     /// Counts a published alert of `kind`.

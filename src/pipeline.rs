@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, AlertKind, Hub};
 use crate::classify::{classify, classify_with, Evidence, Input, Scratch, Verdict};
-use crate::ingest::{Comment, Event, Format, User};
+use crate::ingest::{Comment, Event, Format};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::signals::{Route, Signals};
@@ -171,7 +171,7 @@ impl Pipeline {
             tracing::warn!(room = %room, after_s, "room firehose silent");
             let text = format!("no comments from room {room} for {after_s} s: the watcher may be blind");
             self.metrics.alert(AlertKind::Ops.as_str());
-            self.hub.publish(ops_alert(room, text, now_ms));
+            self.hub.publish(Alert::ops(room, text, now_ms));
         }
     }
 
@@ -320,6 +320,7 @@ impl Pipeline {
                 start: 0,
                 end: c.text.len(),
                 text: c.text.clone(),
+                context: false,
             }],
             action,
             script: rules
@@ -349,11 +350,17 @@ impl Pipeline {
             }
             Route::Cluster { seq, brigade, .. } => {
                 let user = user.clone();
+                let name = alert.user.display().to_string();
                 self.hub.update(seq, now, move |a| {
                     a.count += 1;
                     a.msg_ids.push(msg_id);
                     if !a.users.contains(&user) {
+                        // Alerts stored before names were kept have none: pad with ids.
+                        while a.user_names.len() < a.users.len() {
+                            a.user_names.push(a.users[a.user_names.len()].clone());
+                        }
                         a.users.push(user.clone());
+                        a.user_names.push(name);
                     }
                     if brigade && a.kind != AlertKind::Brigade {
                         a.kind = AlertKind::Brigade;
@@ -417,28 +424,6 @@ impl AlertBase<'_> {
         a.received_ms = self.received_ms;
         a
     }
-}
-
-fn ops_alert(room: String, text: String, now_ms: u64) -> Alert {
-    let user = User {
-        id: "liveguard".into(),
-        handle: None,
-        name: Some("liveguard".into()),
-    };
-    let verdict = Verdict {
-        class: Class::Neutral,
-        topic: None,
-        score: 1.0,
-        evidence: Vec::new(),
-        action: Action::None,
-        script: None,
-        lang: Lang::En,
-        purchase: false,
-        source: Default::default(),
-    };
-    let mut a = Alert::new(AlertKind::Ops, room, user, text, verdict, now_ms);
-    a.users.clear();
-    a
 }
 
 /// The bounded door into the workers: one queue per worker, a room always to the same worker

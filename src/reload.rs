@@ -4,7 +4,6 @@
 //! finish on the set they loaded. A broken change keeps the last good set running, logs the
 //! precise `file:line` errors, sets the reload metrics and shows a banner on the console.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::rules::{self, RuleSet};
+use crate::rules::{self, RuleSet, RuleSource};
 use crate::shutdown::Shutdown;
 
 /// File events this close together make one reload (editors write in several steps).
@@ -42,9 +41,9 @@ pub struct ReloadStatus {
 /// Shared reload status.
 pub type SharedStatus = Arc<Mutex<ReloadStatus>>;
 
-/// Compiles the rules in `dir` and runs their examples: the whole check a reload must pass.
-pub fn compile_checked(dir: &std::path::Path) -> Result<RuleSet, String> {
-    let set = rules::load_dir(dir).map_err(|e| e.to_string())?;
+/// Compiles the rules of `source` and runs their examples: the whole check a reload must pass.
+pub fn compile_checked(source: &RuleSource) -> Result<RuleSet, String> {
+    let set = rules::load(source).map_err(|e| e.to_string())?;
     let (_, failures) = crate::cli::check_examples(&set);
     if failures.is_empty() {
         Ok(set)
@@ -56,7 +55,7 @@ pub fn compile_checked(dir: &std::path::Path) -> Result<RuleSet, String> {
 
 /// Runs until shutdown: waits for causes, debounces, reloads.
 pub async fn run(
-    dir: PathBuf,
+    source: RuleSource,
     rules: Arc<ArcSwap<RuleSet>>,
     status: SharedStatus,
     metrics: Arc<Metrics>,
@@ -75,8 +74,8 @@ pub async fn run(
                 more = causes.recv() => if more.is_none() { break },
             }
         }
-        let d = dir.clone();
-        let compiled = tokio::task::spawn_blocking(move || compile_checked(&d)).await;
+        let src = source.clone();
+        let compiled = tokio::task::spawn_blocking(move || compile_checked(&src)).await;
         let now = crate::pipeline::now_ms();
         let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
         st.at_ms = now;

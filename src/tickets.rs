@@ -41,6 +41,20 @@ impl TicketStatus {
         }
     }
 
+    /// The status named `s` (as stored), if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Open,
+            Self::Responding,
+            Self::ResolvedRefund,
+            Self::ResolvedExchange,
+            Self::ResolvedOther,
+            Self::Dismissed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
     /// Open or responding: promises still running.
     pub fn is_active(self) -> bool {
         matches!(self, Self::Open | Self::Responding)
@@ -277,15 +291,91 @@ impl Deadlines {
     }
 }
 
-/// `[tickets]` in the configuration: default deadlines and per-room overrides.
+/// `[tickets]` in the configuration: default deadlines and per-room overrides. Every key may
+/// be left out: `[tickets]` falls back to 2 h / 24 h, a room to the `[tickets]` values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "RawTickets", into = "RawTickets")]
 pub struct TicketConfig {
     /// Deadlines for rooms not listed below.
-    #[serde(flatten)]
     pub default: Deadlines,
     /// Per-room deadlines (`[tickets.rooms.ROOM]`); live rooms may promise minutes.
     pub rooms: HashMap<String, Deadlines>,
+}
+
+/// Deadlines as written: any key may be missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadlines {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    respond_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolve_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remind_before_ms: Option<u64>,
+}
+
+impl RawDeadlines {
+    fn over(self, base: &Deadlines) -> Deadlines {
+        Deadlines {
+            respond_ms: self.respond_ms.unwrap_or(base.respond_ms),
+            resolve_ms: self.resolve_ms.unwrap_or(base.resolve_ms),
+            remind_before_ms: self.remind_before_ms.or(base.remind_before_ms),
+        }
+    }
+}
+
+impl From<Deadlines> for RawDeadlines {
+    fn from(d: Deadlines) -> Self {
+        Self {
+            respond_ms: Some(d.respond_ms),
+            resolve_ms: Some(d.resolve_ms),
+            remind_before_ms: d.remind_before_ms,
+        }
+    }
+}
+
+/// `[tickets]` as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    // The three keys of `RawDeadlines`, spelled out: serde ignores `deny_unknown_fields`
+    // around a flattened struct, and unknown keys must stay errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    respond_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolve_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remind_before_ms: Option<u64>,
+    #[serde(default)]
+    rooms: HashMap<String, RawDeadlines>,
+}
+
+impl From<RawTickets> for TicketConfig {
+    fn from(raw: RawTickets) -> Self {
+        let own = RawDeadlines {
+            respond_ms: raw.respond_ms,
+            resolve_ms: raw.resolve_ms,
+            remind_before_ms: raw.remind_before_ms,
+        };
+        let default = own.over(&Deadlines::default());
+        let rooms = raw
+            .rooms
+            .into_iter()
+            .map(|(r, d)| (r, d.over(&default)))
+            .collect();
+        Self { default, rooms }
+    }
+}
+
+impl From<TicketConfig> for RawTickets {
+    fn from(c: TicketConfig) -> Self {
+        Self {
+            respond_ms: Some(c.default.respond_ms),
+            resolve_ms: Some(c.default.resolve_ms),
+            remind_before_ms: c.default.remind_before_ms,
+            rooms: c.rooms.into_iter().map(|(r, d)| (r, d.into())).collect(),
+        }
+    }
 }
 
 impl TicketConfig {
@@ -294,23 +384,29 @@ impl TicketConfig {
         self.rooms.get(room).unwrap_or(&self.default)
     }
 
-    /// Problems a parse cannot see (zero deadlines, resolution before response).
-    pub fn check(&self) -> Vec<String> {
+    /// Problems a parse cannot see (zero deadlines, resolution before response), each with the
+    /// room it is about (`None`: the `[tickets]` defaults).
+    pub fn check(&self) -> Vec<(Option<String>, String)> {
         let mut out = Vec::new();
-        let mut one = |name: &str, d: &Deadlines| {
+        let mut one = |room: Option<&String>, d: &Deadlines| {
             if d.respond_ms == 0 || d.resolve_ms == 0 {
-                out.push(format!("{name}: deadlines must be above 0 ms"));
+                out.push((room.cloned(), "deadlines must be above 0 ms".to_string()));
             }
             if d.resolve_ms < d.respond_ms {
-                out.push(format!(
-                    "{name}: resolve_ms ({}) is shorter than respond_ms ({})",
-                    d.resolve_ms, d.respond_ms
+                out.push((
+                    room.cloned(),
+                    format!(
+                        "resolve_ms ({}) is shorter than respond_ms ({})",
+                        d.resolve_ms, d.respond_ms
+                    ),
                 ));
             }
         };
-        one("tickets", &self.default);
-        for (room, d) in &self.rooms {
-            one(&format!("tickets.rooms.{room}"), d);
+        one(None, &self.default);
+        let mut rooms: Vec<_> = self.rooms.iter().collect();
+        rooms.sort_by(|a, b| a.0.cmp(b.0));
+        for (room, d) in rooms {
+            one(Some(room), d);
         }
         out
     }
@@ -358,5 +454,27 @@ mod tests {
         assert!(cfg.check().is_empty());
         let bad: TicketConfig = toml::from_str("respond_ms = 10\nresolve_ms = 5\n").expect("parses");
         assert_eq!(bad.check().len(), 1);
+    }
+
+    #[test]
+    fn partial_tables_take_the_defaults() {
+        let cfg: TicketConfig =
+            toml::from_str("respond_ms = 600000\n[rooms.live-1]\nresolve_ms = 3600000\n").expect("parses");
+        assert_eq!(cfg.default.respond_ms, 600_000);
+        assert_eq!(cfg.default.resolve_ms, 24 * H, "README's default");
+        assert_eq!(
+            (
+                cfg.for_room("live-1").respond_ms,
+                cfg.for_room("live-1").resolve_ms
+            ),
+            (600_000, H),
+            "a room takes what it leaves out from [tickets]"
+        );
+        let empty: TicketConfig = toml::from_str("").expect("parses");
+        assert_eq!(empty, TicketConfig::default());
+        assert!(
+            toml::from_str::<TicketConfig>("respond_in = 5\n").is_err(),
+            "unknown keys still fail"
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::util::live::{
 };
 
 /// Where Debian puts Chromium; `LIVEGUARD_CHROMIUM` overrides.
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     let path =
         PathBuf::from(std::env::var("LIVEGUARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     assert!(
@@ -34,26 +34,37 @@ fn chromium() -> PathBuf {
     path
 }
 
-struct Chrome {
-    browser: Browser,
+pub(crate) struct Chrome {
+    pub(crate) browser: Browser,
     handler: tokio::task::JoinHandle<()>,
     _profile: tempfile::TempDir,
 }
 
 impl Chrome {
-    async fn launch() -> Chrome {
+    pub(crate) async fn launch() -> Chrome {
+        Self::launch_with(&[]).await
+    }
+
+    /// Chromium with `extra` command-line switches (without the leading `--`, which
+    /// chromiumoxide adds).
+    pub(crate) async fn launch_with(extra: &[&str]) -> Chrome {
         let profile = tempfile::tempdir().expect("profile dir");
         let config = BrowserConfig::builder()
             .chrome_executable(chromium())
             .user_data_dir(profile.path())
             .no_sandbox()
             .window_size(1280, 900)
-            .args([
-                "--disable-gpu",
-                "--disable-component-update",
-                "--disable-quic",
-                "--mute-audio",
-            ])
+            .args(
+                [
+                    "--disable-gpu",
+                    "--disable-component-update",
+                    "--disable-quic",
+                    "--mute-audio",
+                ]
+                .iter()
+                .chain(extra)
+                .map(|a| a.to_string()),
+            )
             .launch_timeout(Duration::from_secs(30))
             .request_timeout(Duration::from_secs(10))
             .build()
@@ -67,13 +78,13 @@ impl Chrome {
         }
     }
 
-    async fn open(&self, url: &str) -> Page {
+    pub(crate) async fn open(&self, url: &str) -> Page {
         let page = self.browser.new_page(url).await.expect("open page");
         page.wait_for_navigation().await.expect("page loads");
         page
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
         self.handler.abort();
@@ -81,7 +92,11 @@ impl Chrome {
 }
 
 /// Evaluates `js` until it returns something `ok` accepts (bounded by [`WAIT`]).
-async fn eventually(page: &Page, js: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub(crate) async fn eventually(
+    page: &Page,
+    js: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let v: serde_json::Value = match page.evaluate(js).await {
@@ -101,7 +116,7 @@ async fn eventually(page: &Page, js: &str, ok: impl Fn(&serde_json::Value) -> bo
 
 /// A real mouse click (input events, not `element.click()`); the page comes to the front
 /// first, since a background tab does not process input.
-async fn click(page: &Page, selector: &str) {
+pub(crate) async fn click(page: &Page, selector: &str) {
     page.bring_to_front().await.expect("bring to front");
     let el = page
         .find_element(selector)
@@ -112,7 +127,7 @@ async fn click(page: &Page, selector: &str) {
         .unwrap_or_else(|e| panic!("click {selector}: {e}"));
 }
 
-fn comment(room: &str, id: &str, user: &str, name: &str, text: &str) -> String {
+pub(crate) fn comment(room: &str, id: &str, user: &str, name: &str, text: &str) -> String {
     serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":room},"msg_id":id,
         "ts_ms": liveguard::pipeline::now_ms(),"user":{"id":user,"name":name},"text":text})
     .to_string()
@@ -266,7 +281,7 @@ async fn console_and_overlay_in_a_real_browser() {
 }
 
 /// A canonical comment naming a product, as the platform sends it.
-fn comment_on(room: &str, id: &str, user: &str, name: &str, text: &str, product: &str) -> String {
+pub(crate) fn comment_on(room: &str, id: &str, user: &str, name: &str, text: &str, product: &str) -> String {
     serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":room},"msg_id":id,
         "ts_ms": liveguard::pipeline::now_ms(),"user":{"id":user,"name":name},"text":text,
         "product":{"id":product,"title":product}})
@@ -447,15 +462,22 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
             |v| v == "timer red",
         )
         .await;
-        // The badge filters the feed to overdue tickets, and back.
+        // The badge opens the worklist's overdue tickets, and again every active one.
         click(&console, "#overdue").await;
         eventually(
             &console,
-            "[...document.querySelectorAll('#feed .card')].filter(c => c.style.display !== 'none').map(c => c.dataset.user).join()",
+            "state.tab === 'tickets' && [...document.querySelectorAll('#work-list .card')].map(c => c.dataset.user).join()",
             |v| v == "u-azhen",
         )
         .await;
         click(&console, "#overdue").await;
+        eventually(
+            &console,
+            "[...document.querySelectorAll('#work-list .card')].map(c => c.dataset.user).join()",
+            |v| v == "u-azhen,u-amy",
+        )
+        .await;
+        click(&console, "#tab-feed").await;
         eventually(
             &console,
             "[...document.querySelectorAll('#feed .card')].filter(c => c.style.display !== 'none').length",
@@ -529,6 +551,25 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
             |v| v.as_u64().is_some_and(|n| n >= 1),
         )
         .await;
+        // In Chinese, all of it: no "n", "P90" or "2s" left in English, and 24-hour times.
+        let english = console
+            .evaluate("(document.getElementById('insights').innerText.match(/\\b\\d+[smhd]\\b|P90|\\bn\\b|\\bmedian\\b/g) || [])")
+            .await
+            .expect("eval")
+            .into_value::<serde_json::Value>()
+            .expect("value");
+        assert_eq!(
+            english,
+            serde_json::json!([]),
+            "untranslated in the zh Insights tab"
+        );
+        let clocks = console
+            .evaluate("[...document.querySelectorAll('time')].map(t => t.textContent).filter(x => !/^\\d\\d:\\d\\d(:\\d\\d)?$/.test(x)).concat(document.body.innerText.match(/AM|PM|上午|下午/g) || [])")
+            .await
+            .expect("eval")
+            .into_value::<serde_json::Value>()
+            .expect("value");
+        assert_eq!(clocks, serde_json::json!([]), "times on a 24-hour clock");
         click(&console, "#reminders .reminder .close").await;
         eventually(
             &console,

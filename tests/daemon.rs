@@ -379,6 +379,173 @@ async fn split_words_repeats_and_silence() {
     d.stop(Duration::from_secs(5)).await;
 }
 
+/// Polls `/healthz` until `ok` accepts (status, body), bounded by WAIT.
+async fn health_until(
+    addr: std::net::SocketAddr,
+    ok: impl Fn(u16, &serde_json::Value) -> bool,
+) -> (u16, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + crate::util::live::WAIT;
+    loop {
+        let (code, body) = crate::util::live::get_status(addr, "/healthz").await;
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON health");
+        if ok(code, &v) {
+            return (code, v);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "health stayed {code} {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Loud when blind: a source refusing connections, then connected but silent, turns
+/// `/healthz` 503 with the source and since when, raises an ops alert and a metric, once it
+/// has lasted `source_down_ms`; all of it clears when the source sends again. A store that
+/// cannot commit is a reason too. (A dead firehose used to look healthy.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_source_or_a_failing_store_turns_healthz_503_until_it_recovers() {
+    const DOWN_MS: u64 = 1_000;
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let mut cfg = crate::util::live::test_config(&fh.url(), Format::Canonical, test_signals());
+    cfg.source_down_ms = DOWN_MS;
+    let source = fh.url();
+    let d = liveguard::daemon::start(cfg).await.expect("daemon starts");
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    fh.send(canonical("r1", "h1", "amy", "你们就是骗子"));
+    sub.next_alert().await;
+    let (code, v) = crate::util::live::get_status(d.addr, "/healthz").await;
+    assert_eq!(code, 200, "{v}");
+
+    // Down: the firehose dies and refuses reconnects.
+    let killed = std::time::Instant::now();
+    let addr = fh.kill();
+    let (_, v) = health_until(d.addr, |code, _| code == 503).await;
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_millis(DOWN_MS - 100),
+        "degraded after {took:?}, before source_down_ms"
+    );
+    assert_eq!(v["status"], "degraded");
+    let reason = &v["reasons"][0];
+    assert_eq!(
+        (reason["source"].as_str(), reason["state"].as_str()),
+        (Some(source.as_str()), Some("disconnected")),
+        "{v}"
+    );
+    assert!(reason["since_ms"].as_u64().is_some_and(|s| s > 0), "{v}");
+    let ops = sub.next_alert().await;
+    assert_eq!(ops["kind"], "ops");
+    assert!(
+        ops["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&source) && t.contains("disconnected")),
+        "{ops}"
+    );
+    assert_eq!(metric(d.addr, "liveguard_source_down{").await, 1.0);
+    assert!(metric(d.addr, "liveguard_source_down_since_seconds{").await > 1e9);
+    assert_eq!(metric(d.addr, "liveguard_degraded ").await, 1.0);
+    eprintln!("healthz 503 {took:?} after the firehose died (source_down_ms {DOWN_MS})");
+
+    // Back: it reconnects; health clears and an ops alert says so.
+    let mut fh = Firehose::start(&addr.to_string()).await;
+    fh.connected().await;
+    fh.send(canonical("r1", "h2", "bob", "hello"));
+    health_until(d.addr, |code, _| code == 200).await;
+    let back = sub.next_alert().await;
+    assert!(
+        back["text"].as_str().is_some_and(|t| t.contains("is back")),
+        "{back}"
+    );
+    assert_eq!(metric(d.addr, "liveguard_source_down{").await, 0.0);
+
+    // Connected but silent is blind too; a frame clears it.
+    let (_, v) = health_until(d.addr, |code, _| code == 503).await;
+    assert_eq!(v["reasons"][0]["state"], "silent", "{v}");
+    fh.send(canonical("r1", "h3", "bob", "hello again"));
+    health_until(d.addr, |code, _| code == 200).await;
+
+    // The store cannot commit: a reason while the writer retries, gone once it commits.
+    let db = rusqlite::Connection::open(d.hub.path()).expect("open the database");
+    db.execute_batch("ALTER TABLE alerts RENAME TO alerts_away")
+        .expect("rename");
+    fh.send(canonical("r1", "h4", "cat", "上次买的手链戴了两天就断了"));
+    let failing = |v: &serde_json::Value| {
+        v["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["state"] == "failing"))
+    };
+    let (code, v) = health_until(d.addr, |_, v| failing(v)).await;
+    assert_eq!(code, 503, "{v}");
+    wait_metric(d.addr, "liveguard_store_failing_since_seconds", 1e9).await;
+    db.execute_batch("ALTER TABLE alerts_away RENAME TO alerts")
+        .expect("rename back");
+    health_until(d.addr, |_, v| !failing(v)).await;
+    // (The source may have gone quiet meanwhile: skip its ops alerts.)
+    let alert = loop {
+        let a = sub.next_alert().await;
+        if a["kind"] != "ops" {
+            break a;
+        }
+    };
+    assert_eq!(alert["msg_ids"][0], "h4", "the alert waited, it was not lost");
+    d.stop(Duration::from_secs(5)).await;
+}
+
+/// The installed binary, run from a directory with no rules in it and no `--rules`: it
+/// classifies with the packs built into it (or `/etc/liveguard/rules` when that exists) and
+/// says which set is live. It used to exit 2 with "cannot read rules directory".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_from_an_empty_directory_uses_the_built_in_rules() {
+    use std::io::BufReader;
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let empty = tempfile::tempdir().expect("tmp");
+    let state = crate::util::state_dir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"))
+        .args(["run", "--source", &fh.url(), "--listen", "127.0.0.1:0"])
+        .current_dir(empty.path())
+        .env_remove("LIVEGUARD_RULES")
+        .env_remove("LIVEGUARD_CONFIG")
+        .env("LIVEGUARD_STATE_DIR", &state)
+        .env("RUST_LOG", "liveguard=info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start liveguard run");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (addr, log) = tokio::task::spawn_blocking(move || {
+        let found = crate::util::listening_addr_and_log(&mut stderr);
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        found
+    })
+    .await
+    .expect("join");
+    let system = std::path::Path::new(liveguard::rules::source::SYSTEM_DIR);
+    let live = if system.is_dir() {
+        system.display().to_string()
+    } else {
+        "the packs built into this binary".to_string()
+    };
+    assert!(
+        log.lines()
+            .any(|l| l.contains("rules loaded") && l.contains(&live)),
+        "the log says which rules are live ({live}):\n{log}"
+    );
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    fh.send(canonical("r1", "e1", "amy", "上次买的手链戴了两天就断了，能退吗"));
+    let alert = sub.next_alert().await;
+    assert_eq!(
+        (alert["class"].as_str(), alert["msg_ids"][0].as_str()),
+        (Some("complaint"), Some("e1"))
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).expect("ls").count(),
+        0,
+        "nothing written to the working directory"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_real_binary_gracefully() {
     use std::io::BufReader;

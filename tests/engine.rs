@@ -148,3 +148,57 @@ fn scripts_read_naturally_with_and_without_a_product() {
         "amy，这款有问题"
     );
 }
+
+/// `liveguard classify` without a user name: the English scripts used to open "there, sorry …".
+#[test]
+fn english_scripts_without_a_user_name_read_naturally() {
+    use liveguard::classify::fill_script;
+    use liveguard::taxonomy::Lang;
+    let anon = liveguard::classify::Input {
+        text: "",
+        user: None,
+        product: None,
+    };
+    for (template, want) in [
+        (
+            "{user}, sorry {product} hasn't reached you.",
+            "Sorry your item hasn't reached you.",
+        ),
+        (
+            "Sorry {user}, it should look just like the live.",
+            "Sorry, it should look just like the live.",
+        ),
+        (
+            "So sorry about {product}, {user}. Please send a photo.",
+            "So sorry about your item. Please send a photo.",
+        ),
+        (
+            "Hi {user}, please keep the chat about today's live.",
+            "Hi there, please keep the chat about today's live.",
+        ),
+        (
+            "Of course, {user}. Please send your order number.",
+            "Of course. Please send your order number.",
+        ),
+        (
+            "Thanks! {user}, we see your message.",
+            "Thanks! We see your message.",
+        ),
+    ] {
+        assert_eq!(fill_script(template, anon, Lang::En), want, "{template}");
+    }
+    // Every shipped English script, filled without a name, starts with a capital and never
+    // says "there," where a name stood.
+    let rules = liveguard::rules::load(&liveguard::rules::RuleSource::BuiltIn).expect("built-in rules");
+    let mut seen = 0;
+    for text in rules.script_texts(Lang::En) {
+        let filled = fill_script(text, anon, Lang::En);
+        assert!(
+            !filled.contains("{user}") && !filled.starts_with("there") && !filled.contains(" ,"),
+            "{filled}"
+        );
+        assert!(filled.chars().next().is_some_and(char::is_uppercase), "{filled}");
+        seen += 1;
+    }
+    assert!(seen >= 10, "{seen} English scripts");
+}

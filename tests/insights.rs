@@ -68,7 +68,7 @@ const FIXTURE: &[Row] = {
             &["zh-purchase", "zh-authenticity-fake"], Some((T::Responding, Some(5), None))),
         // Dismissed: counts for fp_rate; its overdue ticket is no breach.
         (5, "room-0", Comment, Some("defect"), 120, Some("jade bangle"), S::Dismissed, 1,
-            &["zh-defect-crack"], Some((T::Dismissed, None, Some(1)))),
+            &["zh-purchase", "zh-defect-crack"], Some((T::Dismissed, None, Some(1)))),
         // Resolved late: a resolution breach.
         (6, "room-1", Comment, Some("size_fit"), 130, Some(PRODUCT_QUOTED), S::Resolved, 1,
             &["en-size-small"], Some((T::ResolvedOther, Some(40), Some(200)))),
@@ -105,6 +105,8 @@ fn alert(row: &Row) -> Alert {
                 start: 0,
                 end: 1,
                 text: "x".into(),
+                // Purchase context is shown on the card but decides nothing.
+                context: r.ends_with("-purchase"),
             })
             .collect(),
         action: Action::None,
@@ -138,7 +140,11 @@ fn alert(row: &Row) -> Alert {
 
 /// A fresh database holding the fixture.
 fn fixture_db() -> PathBuf {
-    let path = util::state_dir().join("liveguard.db");
+    fixture_db_at(util::state_dir().join("liveguard.db"))
+}
+
+/// The fixture written to `path`.
+fn fixture_db_at(path: PathBuf) -> PathBuf {
     let mut conn =
         liveguard::store::open_writer(&path, liveguard::store::Durability::Normal).expect("store opens");
     let writes: Vec<_> = FIXTURE
@@ -196,12 +202,12 @@ fn expected() -> Value {
                 {"hour_ms": H0 + 2 * H, "n": 1, "median_ms": 40 * M, "p90_ms": 40 * M},
             ],
         },
+        // Context groups (zh-purchase, on four complaints, one dismissed) are no rule to fix.
         "rules": [
             {"rule": "zh-diversion-vx-id", "fired": 2, "dismissed": 1, "fp_rate": 0.5},
             {"rule": "zh-insult-trash", "fired": 3, "dismissed": 1, "fp_rate": 0.333},
             // Twice in seq 1's evidence, counted once.
             {"rule": "zh-defect-crack", "fired": 4, "dismissed": 1, "fp_rate": 0.25},
-            {"rule": "zh-purchase", "fired": 3, "dismissed": 0, "fp_rate": 0.0},
             {"rule": "detector:phone", "fired": 1, "dismissed": 0, "fp_rate": 0.0},
             {"rule": "en-size-small", "fired": 1, "dismissed": 0, "fp_rate": 0.0},
             {"rule": "zh-authenticity-fake", "fired": 1, "dismissed": 0, "fp_rate": 0.0},
@@ -423,12 +429,45 @@ fn insights_report_missing_db_and_bad_since_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("since"), "{out:?}");
 }
 
+/// Right after `liveguard demo`, `report` used to read `liveguard.db` (missing, or someone
+/// else's); `--demo` reads the demo's database, and without it the error points there. An
+/// empty or inverted window is refused rather than reported as all zeros.
+#[test]
+fn report_finds_the_demo_database_and_refuses_an_empty_window() {
+    let state = util::state_dir();
+    fixture_db_at(state.join("demo.db"));
+    let report_in = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"))
+            .args(args)
+            .env("LIVEGUARD_STATE_DIR", &state)
+            .output()
+            .expect("liveguard report runs")
+    };
+    let (since, until) = (SINCE.to_string(), UNTIL.to_string());
+    let out = report_in(&[
+        "report", "--demo", "--since", &since, "--until", &until, "--format", "json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"),
+        expected()
+    );
+    let out = report_in(&["report"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--demo") && err.contains("demo.db"), "{err}");
+
+    let out = report_in(&["report", "--demo", "--since", "1h", "--until", "2h"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty window"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insights_api_stats_on_a_running_daemon() {
     let db = fixture_db();
     let cfg = Config {
         listen: "127.0.0.1:0".into(),
-        rules: util::repo().join("rules"),
+        rules: Some(util::repo().join("rules")),
         store: StoreConfig {
             path: Some(db),
             // The fixture is a year old: keep the writer from pruning it.

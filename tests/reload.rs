@@ -49,7 +49,7 @@ async fn a_rule_change_under_live_traffic_loses_nothing_and_a_broken_one_keeps_t
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let cfg = Config {
         listen: "127.0.0.1:0".into(),
-        rules: rules.path().to_path_buf(),
+        rules: Some(rules.path().to_path_buf()),
         sources: vec![SourceConfig::new(&fh.url(), Format::Canonical)],
         signals: test_signals(),
         store: crate::util::store(),

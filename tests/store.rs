@@ -292,6 +292,114 @@ async fn ticket_deadlines_remind_record_breaches_and_survive_a_restart() {
     assert_eq!(followups, 1);
 }
 
+/// `GET /api/tickets` as a page of the worklist and its counts.
+async fn worklist(addr: std::net::SocketAddr, query: &str) -> Value {
+    let (code, body) = crate::util::live::get_status(addr, &format!("/api/tickets?{query}")).await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn users(w: &Value) -> Vec<String> {
+    w["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["user"]["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The worklist comes from the store: every active ticket, nearest running deadline first,
+/// paged, with counts (open, responding, overdue on the daemon's clock) that match the
+/// database, and filters by status, room and overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worklist_lists_active_tickets_by_nearest_deadline_with_counts() {
+    const MIN: u64 = 60_000;
+    const H: u64 = 60 * MIN;
+    let t0 = liveguard::pipeline::now_ms();
+    let clock = ManualClock::at(t0);
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d =
+        liveguard::daemon::start_with_clock(clock_config(&fh.url(), &crate::util::store()), clock.clone())
+            .await
+            .expect("starts");
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    let mut seqs = Vec::new();
+    for (i, (room, user)) in [
+        ("shop", "amy"),
+        ("shop", "bob"),
+        ("live-2", "cat"),
+        ("shop", "dan"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        fh.send(canonical(room, &format!("w{i}"), user, COMPLAINT));
+        seqs.push(sub.next_alert().await["seq"].clone());
+        clock.advance(MIN);
+    }
+    fh.send(canonical("shop", "w9", "troll", "你们就是骗子"));
+    sub.next_alert().await;
+    // bob is answered (his promise is now the 24 h resolution); dan's complaint is dismissed.
+    for (seq, action) in [(&seqs[1], "invite"), (&seqs[3], "dismiss")] {
+        let (code, body) = post(
+            d.addr,
+            &format!("/api/alerts/{seq}/actions"),
+            &format!(r#"{{"action":"{action}"}}"#),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let w = worklist(d.addr, "").await;
+    assert_eq!(users(&w), ["amy", "cat", "bob"], "nearest deadline first");
+    assert_eq!(
+        (
+            w["total"].as_u64(),
+            w["open"].as_u64(),
+            w["responding"].as_u64(),
+            w["overdue"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1), Some(0))
+    );
+    assert_eq!(
+        users(&worklist(d.addr, "limit=1&offset=1").await),
+        ["cat"],
+        "paged"
+    );
+    assert_eq!(users(&worklist(d.addr, "status=responding").await), ["bob"]);
+    assert_eq!(users(&worklist(d.addr, "status=dismissed").await), ["dan"]);
+    let room = worklist(d.addr, "room=shop").await;
+    assert_eq!(
+        (users(&room), room["open"].as_u64()),
+        (vec!["amy".to_string(), "bob".to_string()], Some(1))
+    );
+
+    // Two hours after amy's complaint (not yet cat's): one overdue.
+    clock.set(t0 + 2 * H + 30_000);
+    let w = worklist(d.addr, "").await;
+    assert_eq!(w["overdue"], 1);
+    let late = worklist(d.addr, "overdue=1").await;
+    assert_eq!(
+        (users(&late), late["total"].as_u64()),
+        (vec!["amy".to_string()], Some(1))
+    );
+
+    // The counts are the database's.
+    let db = rusqlite::Connection::open(d.hub.path()).expect("open");
+    let active: i64 = db
+        .query_row(
+            "SELECT count(*) FROM tickets WHERE status IN ('open', 'responding')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(w["total"].as_i64(), Some(active));
+    let (code, body) = crate::util::live::get_status(d.addr, "/api/tickets?status=lost").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown status"), "{body}");
+    d.stop(Duration::from_secs(5)).await;
+}
+
 #[test]
 fn a_corrupt_unwritable_or_newer_database_is_a_clear_start_up_error() {
     let run = |state: &std::path::Path| {

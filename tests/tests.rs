@@ -4,6 +4,8 @@
 //! - `shipped`: the shipped packs in `rules/`: per-topic decisions in zh and en, evasions, and
 //!   `rules check` passing.
 //! - `browser`: the console and overlay pages in real headless Chromium.
+//! - `shift`: a floor manager's shift in Chromium: the worklist with 600 buyers, a steady feed,
+//!   a blind source turning the console red, copy over plain HTTP.
 //! - `cli`: the real `liveguard` binary: classify exit codes and malformed lines, `rules check`
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
@@ -24,5 +26,6 @@ mod insights;
 mod properties;
 mod reload;
 mod service;
+mod shift;
 mod shipped;
 mod store;

@@ -6,7 +6,7 @@ pub mod train;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::classify::{self, Evidence, HitState, Input, Scratch};
 use crate::rules::RuleSet;
@@ -21,17 +21,60 @@ pub enum InputFormat {
     Text,
 }
 
-#[derive(Debug, Deserialize)]
+/// One input comment, read from a JSON object by [`InLine::from_json`].
+#[derive(Debug)]
 struct InLine {
-    #[serde(default)]
     id: Option<serde_json::Value>,
     text: String,
-    #[serde(default)]
     user: Option<String>,
-    #[serde(default)]
     room: Option<String>,
-    #[serde(default)]
     product: Option<String>,
+}
+
+impl InLine {
+    /// Reads a comment from one JSON line, or says in plain words why it is not one (the id,
+    /// if there was one, comes back with the error so the output line can carry it).
+    fn from_json(raw: &str) -> Result<Self, (Option<serde_json::Value>, String)> {
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| (None, format!("not JSON (at column {})", e.column())))?;
+        let serde_json::Value::Object(mut o) = v else {
+            let what = match v {
+                serde_json::Value::Array(_) => "a list",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "true or false",
+                _ => "null",
+            };
+            return Err((
+                None,
+                format!("expected an object like {{\"text\": \"...\"}}, got {what}"),
+            ));
+        };
+        let id = o.remove("id");
+        // Names and ids arrive as numbers from some platforms: take either.
+        let mut field = |k: &str| -> Result<Option<String>, String> {
+            match o.remove(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s)),
+                Some(serde_json::Value::Number(n)) if k != "text" => Ok(Some(n.to_string())),
+                Some(_) => Err(format!("\"{k}\" must be a string")),
+            }
+        };
+        let parsed = (|| {
+            let text = field("text")?.ok_or_else(|| "no \"text\" field".to_string())?;
+            Ok::<_, String>((text, field("user")?, field("room")?, field("product")?))
+        })();
+        match parsed {
+            Ok((text, user, room, product)) => Ok(Self {
+                id,
+                text,
+                user,
+                room,
+                product,
+            }),
+            Err(e) => Err((id, e)),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -80,15 +123,27 @@ pub fn classify_stream<R: Read>(
     let mut reader = BufReader::with_capacity(1 << 16, input);
     let mut scratch = Scratch::new();
     let mut stats = ClassifyStats::default();
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut n = 0usize;
     loop {
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
         n += 1;
-        let raw = line.trim_end_matches(['\n', '\r']);
+        // A line that is not UTF-8 is one bad line, not the end of the run.
+        let raw = match std::str::from_utf8(&line) {
+            Ok(s) => s.trim_end_matches(['\n', '\r']),
+            Err(e) => {
+                stats.failed += 1;
+                let msg = format!(
+                    "line {n}: not a comment: not UTF-8 text (invalid byte at column {})",
+                    e.valid_up_to() + 1
+                );
+                bad_line(out, err, None, n, &msg)?;
+                continue;
+            }
+        };
         if raw.trim().is_empty() {
             continue;
         }
@@ -101,7 +156,7 @@ pub fn classify_stream<R: Read>(
                 write_verdict(rules, &mut scratch, out, serde_json::Value::from(n), None, input)?;
                 stats.classified += 1;
             }
-            InputFormat::Jsonl => match serde_json::from_str::<InLine>(raw) {
+            InputFormat::Jsonl => match InLine::from_json(raw) {
                 Ok(c) => {
                     let id = c.id.clone().unwrap_or_else(|| serde_json::Value::from(n));
                     let input = Input {
@@ -112,22 +167,9 @@ pub fn classify_stream<R: Read>(
                     write_verdict(rules, &mut scratch, out, id, Some(&c), input)?;
                     stats.classified += 1;
                 }
-                Err(e) => {
+                Err((id, e)) => {
                     stats.failed += 1;
-                    let msg = format!("line {n}: not a comment: {e}");
-                    let id = serde_json::from_str::<serde_json::Value>(raw)
-                        .ok()
-                        .and_then(|v| v.get("id").cloned());
-                    serde_json::to_writer(
-                        &mut *out,
-                        &ErrLine {
-                            id,
-                            line: n,
-                            error: &msg,
-                        },
-                    )?;
-                    out.write_all(b"\n")?;
-                    writeln!(err, "liveguard classify: {msg}")?;
+                    bad_line(out, err, id, n, &format!("line {n}: not a comment: {e}"))?;
                 }
             },
         }
@@ -137,6 +179,19 @@ pub fn classify_stream<R: Read>(
     }
     out.flush()?;
     Ok(stats)
+}
+
+/// Reports a line that is not a comment: an error object on `out`, the message on `err`.
+fn bad_line(
+    out: &mut impl Write,
+    err: &mut impl Write,
+    id: Option<serde_json::Value>,
+    line: usize,
+    msg: &str,
+) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &ErrLine { id, line, error: msg })?;
+    out.write_all(b"\n")?;
+    writeln!(err, "liveguard classify: {msg}")
 }
 
 fn write_verdict(

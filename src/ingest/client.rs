@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::backoff::Backoff;
 use super::{parse_frame, Format, FrameError};
 use crate::classify::Scratch;
+use crate::health::SourceHealth;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_ms, Ingested, Intake};
 use crate::shutdown::Shutdown;
@@ -88,13 +89,28 @@ impl SourceConfig {
     }
 }
 
-/// Runs one source until shutdown: connect, read, reconnect. Logs carry a `source` span.
-pub async fn run(cfg: SourceConfig, intake: Arc<Intake>, metrics: Arc<Metrics>, shutdown: Shutdown) {
+/// Runs one source until shutdown: connect, read, reconnect, telling `health` about the
+/// connection and every frame. Logs carry a `source` span.
+pub async fn run(
+    cfg: SourceConfig,
+    intake: Arc<Intake>,
+    metrics: Arc<Metrics>,
+    health: Arc<SourceHealth>,
+    shutdown: Shutdown,
+) {
     let span = tracing::info_span!("source", source = %cfg.display_name());
-    run_source(cfg, intake, metrics, shutdown).instrument(span).await;
+    run_source(cfg, intake, metrics, health, shutdown)
+        .instrument(span)
+        .await;
 }
 
-async fn run_source(cfg: SourceConfig, intake: Arc<Intake>, metrics: Arc<Metrics>, mut shutdown: Shutdown) {
+async fn run_source(
+    cfg: SourceConfig,
+    intake: Arc<Intake>,
+    metrics: Arc<Metrics>,
+    health: Arc<SourceHealth>,
+    mut shutdown: Shutdown,
+) {
     let name: Arc<str> = Arc::from(cfg.display_name());
     let default_room = cfg.room.clone().unwrap_or_else(|| "default".to_string());
     let mut backoff = Backoff::new(
@@ -120,6 +136,7 @@ async fn run_source(cfg: SourceConfig, intake: Arc<Intake>, metrics: Arc<Metrics
             Ok(Ok((ws, _))) => {
                 backoff.reset();
                 metrics.set_connected(&name, true);
+                health.set_connected(true);
                 tracing::info!(url = %cfg.url, "connected");
                 let conn = Conn {
                     cfg: &cfg,
@@ -127,9 +144,11 @@ async fn run_source(cfg: SourceConfig, intake: Arc<Intake>, metrics: Arc<Metrics
                     default_room: &default_room,
                     intake: &intake,
                     metrics: &metrics,
+                    health: &health,
                 };
                 let stop = conn.read(ws, &mut scratch, &mut shutdown).await;
                 metrics.set_connected(&name, false);
+                health.set_connected(false);
                 if stop {
                     return;
                 }
@@ -153,6 +172,7 @@ struct Conn<'a> {
     default_room: &'a str,
     intake: &'a Intake,
     metrics: &'a Metrics,
+    health: &'a SourceHealth,
 }
 
 impl Conn<'_> {
@@ -192,15 +212,22 @@ impl Conn<'_> {
                         tracing::warn!(error = %e, "upstream error");
                         return false;
                     }
-                    Ok(Some(Ok(msg))) => match msg {
-                        Message::Text(t) if !self.frame(t.as_str(), connected_ms, scratch).await => return true,
-                        Message::Binary(b) => {
-                            let err = if b.len() > self.cfg.max_frame_bytes { FrameError::TooLarge(b.len()) } else { FrameError::Binary };
-                            self.bad_frame(&err);
+                    Ok(Some(Ok(msg))) => {
+                        // Data, not pings: a relay that keeps the socket open but forwards
+                        // nothing is a blind watcher too.
+                        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                            self.health.frame();
                         }
-                        Message::Close(_) => return false,
-                        _ => {}
-                    },
+                        match msg {
+                            Message::Text(t) if !self.frame(t.as_str(), connected_ms, scratch).await => return true,
+                            Message::Binary(b) => {
+                                let err = if b.len() > self.cfg.max_frame_bytes { FrameError::TooLarge(b.len()) } else { FrameError::Binary };
+                                self.bad_frame(&err);
+                            }
+                            Message::Close(_) => return false,
+                            _ => {}
+                        }
+                    }
                 }
             }
         }

@@ -280,6 +280,14 @@ impl RuleSet {
             .or_else(|| self.scripts.get(&(lang, ScriptKey::Class(class), action)))
             .map(|s| &**s)
     }
+
+    /// Every script template in `lang`, unfilled.
+    pub fn script_texts(&self, lang: Lang) -> impl Iterator<Item = &str> {
+        self.scripts
+            .iter()
+            .filter(move |((l, _, _), _)| *l == lang)
+            .map(|(_, s)| &**s)
+    }
 }
 
 /// Collects errors for one file.
@@ -506,10 +514,44 @@ fn required(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-/// Registers a group id, reporting duplicates; returns the new group's index.
+/// Where each id is first defined, as (file index, byte offset): in file order, then in the
+/// order of the file's lines, whatever kind of group each definition is (they are compiled
+/// kind by kind, so the first one compiled is not always the first one written).
+type FirstIds = HashMap<String, (usize, usize)>;
+
+fn first_ids(files: &[PackFile]) -> FirstIds {
+    let mut first = FirstIds::new();
+    for (f, file) in files.iter().enumerate() {
+        let p = &file.pack;
+        let ids = p
+            .keywords
+            .iter()
+            .map(|k| &k.id)
+            .chain(p.context.iter().map(|c| &c.id))
+            .chain(p.terms.iter().map(|t| &t.id))
+            .chain(p.allow.iter().map(|a| &a.id))
+            .chain(p.regex.iter().map(|r| &r.id))
+            .chain(p.rule.iter().map(|r| &r.id));
+        for id in ids {
+            let name = id.get_ref().trim();
+            if name.is_empty() {
+                continue;
+            }
+            let at = (f, id.span().start);
+            first
+                .entry(name.to_string())
+                .and_modify(|e| *e = (*e).min(at))
+                .or_insert(at);
+        }
+    }
+    first
+}
+
+/// Registers a group id, reporting a duplicate where it repeats; returns the new group's index.
 fn new_group(
     groups: &mut Vec<Group>,
-    ids: &mut HashMap<String, (PathBuf, usize)>,
+    first: &FirstIds,
+    (files, f): (&[PackFile], usize),
     ctx: &mut Ctx<'_>,
     id: &Spanned<String>,
     kind: GroupKind,
@@ -518,14 +560,15 @@ fn new_group(
     let name = id.get_ref().trim();
     if name.is_empty() {
         ctx.err(id.span().start, None, "empty id");
-    } else if let Some((path, l)) = ids.get(name) {
+    } else if let Some(&(ff, off)) = first.get(name).filter(|&&at| at != (f, id.span().start)) {
+        let (path, l) = files
+            .get(ff)
+            .map_or((PathBuf::new(), 0), |o| (o.path.clone(), o.line(off)));
         ctx.err(
             id.span().start,
             Some(name),
             format!("duplicate id (first defined at {}:{l})", path.display()),
         );
-    } else {
-        ids.insert(name.to_string(), (ctx.file.path.clone(), line));
     }
     groups.push(Group {
         id: Arc::from(name),
@@ -562,7 +605,7 @@ fn placeholder_error(text: &str) -> Option<String> {
 pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
     let mut errors = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
-    let mut ids: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let first = first_ids(files);
     let mut terms = Terms::default();
     let mut regexes = Vec::new();
     let mut pending_rules = Vec::new();
@@ -574,7 +617,7 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
     let mut model_cfg = [ModelCfg::default(); 2];
     let mut model_owner: [Option<String>; 2] = [None, None];
 
-    for file in files {
+    for (f, file) in files.iter().enumerate() {
         let mut ctx = Ctx {
             file,
             errors: &mut errors,
@@ -605,7 +648,14 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
 
         for k in &p.keywords {
             let id = k.id.get_ref().clone();
-            let g = new_group(&mut groups, &mut ids, &mut ctx, &k.id, GroupKind::Keywords);
+            let g = new_group(
+                &mut groups,
+                &first,
+                (files, f),
+                &mut ctx,
+                &k.id,
+                GroupKind::Keywords,
+            );
             let topic = ctx.topic(&id, &k.class, &k.topic);
             let weight = ctx.weight(&id, &k.weight);
             let with_purchase = k.with_purchase.as_ref().and_then(|wp| {
@@ -650,7 +700,8 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             }
             let g = new_group(
                 &mut groups,
-                &mut ids,
+                &first,
+                (files, f),
                 &mut ctx,
                 &c.id,
                 GroupKind::Context(role.unwrap_or(Role::Question)),
@@ -662,16 +713,16 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             grp.negatable = role == Some(Role::Purchase);
         }
         for t in &p.terms {
-            let g = new_group(&mut groups, &mut ids, &mut ctx, &t.id, GroupKind::Terms);
+            let g = new_group(&mut groups, &first, (files, f), &mut ctx, &t.id, GroupKind::Terms);
             terms.add(&mut ctx, &t.id, g, &t.terms);
         }
         for a in &p.allow {
-            let g = new_group(&mut groups, &mut ids, &mut ctx, &a.id, GroupKind::Allow);
+            let g = new_group(&mut groups, &first, (files, f), &mut ctx, &a.id, GroupKind::Allow);
             terms.add(&mut ctx, &a.id, g, &a.terms);
         }
         for r in &p.regex {
             let id = r.id.get_ref().clone();
-            let g = new_group(&mut groups, &mut ids, &mut ctx, &r.id, GroupKind::Regex);
+            let g = new_group(&mut groups, &first, (files, f), &mut ctx, &r.id, GroupKind::Regex);
             let topic = ctx.topic(&id, &r.class, &r.topic);
             let weight = ctx.weight(&id, &r.weight);
             match RegexBuilder::new(r.pattern.get_ref())
@@ -698,7 +749,7 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
         }
         for r in &p.rule {
             let id = r.id.get_ref().clone();
-            let g = new_group(&mut groups, &mut ids, &mut ctx, &r.id, GroupKind::Rule);
+            let g = new_group(&mut groups, &first, (files, f), &mut ctx, &r.id, GroupKind::Rule);
             let topic = ctx.topic(&id, &r.class, &r.topic);
             let weight = ctx.weight(&id, &r.weight);
             if r.all.is_empty() && r.any.is_empty() {
@@ -843,7 +894,6 @@ pub fn compile(files: &[PackFile]) -> Result<RuleSet, RuleErrors> {
             path: PathBuf::new(),
             line: 0,
         });
-        ids.insert(name.to_string(), (PathBuf::from("(built-in)"), 0));
         detectors.groups[slot] = Some(g);
         match det {
             Detector::Phone => {}
@@ -1073,6 +1123,18 @@ mod tests {
                 "{name}: want {want:?} in {errs:#?}"
             );
         }
+    }
+
+    /// Groups compile kind by kind (keywords before terms), so a `[[terms]]` written first and
+    /// a `[[keywords]]` repeating its id further down used to be reported the wrong way round.
+    #[test]
+    fn a_duplicate_id_is_reported_where_it_repeats() {
+        let text = format!(
+            "{HEAD}[[terms]]\nid = \"dup\"\nterms = [\"x\"]\n\
+             [[keywords]]\nid = \"dup\"\nclass = \"attack\"\ntopic = \"insult\"\nweight = 0.5\nterms = [\"y\"]\n"
+        );
+        let errs = errors(&text);
+        assert_eq!(errs, ["t.toml:8: dup: duplicate id (first defined at t.toml:5)"]);
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! Stage 3, rules: the TOML rule packs ops edit (`rules/**/*.toml`) become one immutable
-//! [`RuleSet`]. [`file`] parses what was written, keeping line numbers; [`compile`] checks it
+//! Stage 3, rules: the TOML rule packs ops edit (`rules/**/*.toml`, or the copy built into
+//! the binary, see [`source`]) become one immutable [`RuleSet`]. [`file`] parses what was written, keeping line numbers; [`compile`] checks it
 //! all (every error, not just the first) and builds the automata.
 
 pub mod compile;
 pub mod file;
+pub mod source;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use compile::{Example, Group, GroupKind, ModelCfg, Role, RuleSet};
+pub use source::{RuleFile, RuleSource};
 
 /// One problem in a rule file, printed as `path:line: rule-id: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,72 +51,81 @@ fn render(errors: &[RuleError]) -> String {
         .join("\n")
 }
 
-/// Every `*.toml` file under `dir`, recursively, in a stable (sorted) order.
-pub fn pack_paths(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| RuleError {
-            path: d.clone(),
-            line: 0,
-            id: None,
-            message: format!("cannot read rules directory: {e}"),
-        })?;
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "toml") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    if out.is_empty() {
-        return Err(RuleError {
-            path: dir.to_path_buf(),
-            line: 0,
-            id: None,
-            message: "no rule packs (*.toml) found".into(),
-        });
-    }
-    Ok(out)
-}
-
-/// Loads and compiles every pack under `dir`, with the model (`*.lgm`) beside them if any.
-pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
-    let mut set = load_packs(dir)?;
-    let mut models = Vec::new();
-    for p in model_paths(dir) {
-        match std::fs::read(&p) {
-            Ok(bytes) => models.push((p, bytes)),
-            Err(e) => {
-                return Err(RuleErrors(vec![RuleError {
-                    path: p,
-                    line: 0,
-                    id: None,
-                    message: format!("cannot read model: {e}"),
-                }]))
-            }
-        }
-    }
+/// Loads and compiles every pack (`*.toml`) of `source`, with the model (`*.lgm`) beside
+/// them if there is one.
+pub fn load(source: &RuleSource) -> Result<RuleSet, RuleErrors> {
+    let files = source.files().map_err(|e| RuleErrors(vec![e]))?;
+    let mut set = load_files(&files, source)?;
+    let models: Vec<&RuleFile> = files.iter().filter(|f| f.has_ext(MODEL_EXTENSION)).collect();
     attach_model(&mut set, &models).map_err(|e| RuleErrors(vec![e]))?;
     Ok(set)
 }
 
-/// Loads and compiles the packs under `dir` only, leaving any model file aside (training
-/// replaces the model, so it must not depend on it).
-pub fn load_packs(dir: &Path) -> Result<RuleSet, RuleErrors> {
-    let paths = pack_paths(dir).map_err(|e| RuleErrors(vec![e]))?;
-    let mut files = Vec::new();
+/// Loads and compiles the packs of `source` only, leaving any model aside (training replaces
+/// the model, so it must not depend on it).
+pub fn load_packs(source: &RuleSource) -> Result<RuleSet, RuleErrors> {
+    let files = source.files().map_err(|e| RuleErrors(vec![e]))?;
+    load_files(&files, source)
+}
+
+/// Model files end in `.lgm`.
+pub const MODEL_EXTENSION: &str = "lgm";
+
+/// Checks the model file among `files` (at most one) and attaches it to `set`.
+pub fn attach_model(set: &mut RuleSet, files: &[&RuleFile]) -> Result<(), RuleError> {
+    match files {
+        [] => Ok(()),
+        [f] => {
+            let m = crate::model::Model::from_bytes(&f.bytes).map_err(|e| RuleError {
+                path: f.path.clone(),
+                line: 0,
+                id: None,
+                message: format!("bad model file: {e}"),
+            })?;
+            set.model = Some(std::sync::Arc::new(m));
+            Ok(())
+        }
+        [first, second, ..] => Err(RuleError {
+            path: second.path.clone(),
+            line: 0,
+            id: None,
+            message: format!(
+                "a second model file (the first is {}); keep one",
+                first.path.display()
+            ),
+        }),
+    }
+}
+
+/// Compiles the packs among `files` (read from `source`, which only names it in errors).
+pub fn load_files(files: &[RuleFile], source: &RuleSource) -> Result<RuleSet, RuleErrors> {
+    let mut packs = Vec::new();
     let mut errors = Vec::new();
-    for p in paths {
-        match file::parse(&p) {
-            Ok(f) => files.push(f),
-            Err(e) => errors.push(e),
+    for f in files.iter().filter(|f| f.has_ext("toml")) {
+        match std::str::from_utf8(&f.bytes) {
+            Ok(text) => match file::parse_str(text.to_string(), &f.path) {
+                Ok(p) => packs.push(p),
+                Err(e) => errors.push(e),
+            },
+            Err(e) => errors.push(RuleError {
+                path: f.path.clone(),
+                line: 0,
+                id: None,
+                message: format!("not UTF-8 text: {e}"),
+            }),
         }
     }
-    match compile::compile(&files) {
+    if packs.is_empty() && errors.is_empty() {
+        return Err(RuleErrors(vec![RuleError {
+            path: source
+                .dir()
+                .map_or_else(|| PathBuf::from(source::BUILT_IN_PREFIX), Path::to_path_buf),
+            line: 0,
+            id: None,
+            message: "no rule packs (*.toml) found".into(),
+        }]));
+    }
+    match compile::compile(&packs) {
         Ok(set) if errors.is_empty() => Ok(set),
         Ok(_) => Err(RuleErrors(errors)),
         Err(RuleErrors(more)) => {
@@ -124,46 +135,7 @@ pub fn load_packs(dir: &Path) -> Result<RuleSet, RuleErrors> {
     }
 }
 
-/// Every `*.lgm` model file under `dir`, sorted.
-fn model_paths(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == MODEL_EXTENSION) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Model files end in `.lgm`.
-pub const MODEL_EXTENSION: &str = "lgm";
-
-/// Checks the model file among `files` (at most one) and attaches it to `set`.
-pub fn attach_model(set: &mut RuleSet, files: &[(PathBuf, Vec<u8>)]) -> Result<(), RuleError> {
-    match files {
-        [] => Ok(()),
-        [(path, bytes)] => {
-            let m = crate::model::Model::from_bytes(bytes).map_err(|e| RuleError {
-                path: path.clone(),
-                line: 0,
-                id: None,
-                message: format!("bad model file: {e}"),
-            })?;
-            set.model = Some(std::sync::Arc::new(m));
-            Ok(())
-        }
-        [(first, _), (second, _), ..] => Err(RuleError {
-            path: second.clone(),
-            line: 0,
-            id: None,
-            message: format!("a second model file (the first is {}); keep one", first.display()),
-        }),
-    }
+/// Loads and compiles every pack under `dir`.
+pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+    load(&RuleSource::Dir(dir.to_path_buf()))
 }

@@ -154,6 +154,11 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
             (status, Some(text.to_string()), Some(choice.to_string()))
         }
         "mute" => {
+            if alert.verdict.class == Class::Complaint {
+                return Err(ActionError::Unfit(
+                    "a genuine complaint is answered, not muted".into(),
+                ));
+            }
             if matches!(
                 alert.status,
                 AlertStatus::Muted | AlertStatus::Dismissed | AlertStatus::Invited | AlertStatus::Resolved
@@ -253,11 +258,18 @@ pub async fn post_action(
     st.metrics.console_action(&req.action);
     tracing::info!(seq, room = %alert.room, user = %alert.user.id, action = %req.action, by, "console action");
     if req.action == "dismiss" {
-        // The feedback ops use to fix rules: which rules fired on a false positive.
-        for e in &alert.verdict.evidence {
-            st.metrics.dismissed(&e.rule);
+        // The feedback ops use to fix rules: which rules fired on a false positive (context
+        // such as a purchase word decided nothing).
+        let rules: Vec<&str> = alert
+            .verdict
+            .evidence
+            .iter()
+            .filter(|e| !e.context)
+            .map(|e| &*e.rule)
+            .collect();
+        for r in &rules {
+            st.metrics.dismissed(r);
         }
-        let rules: Vec<&str> = alert.verdict.evidence.iter().map(|e| &*e.rule).collect();
         tracing::info!(seq, rules = ?rules, text = %alert.text, "dismissed as false positive");
     }
     if let Some(p) = prompt_for(&alert, &req.action, now) {
@@ -367,6 +379,14 @@ mod tests {
             Err(ActionError::Conflict(_))
         ));
         assert_eq!(c.actions.len(), 2);
+
+        assert!(
+            matches!(
+                apply(&mut alert(Class::Complaint), &req("mute", None), "fm1", 1),
+                Err(ActionError::Unfit(_))
+            ),
+            "no mute for a buyer with a genuine complaint"
+        );
 
         let mut a = alert(Class::Attack);
         assert!(

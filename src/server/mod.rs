@@ -1,9 +1,11 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
-//! WebSocket of alert messages; `since` replays what the subscriber missed from the ring),
-//! `GET /api/alerts` (recent alerts as JSON), `POST /api/alerts/{seq}/actions` (console
-//! actions, [`actions`]), `POST /api/report` (a comment liveguard missed, [`report`]),
-//! `GET /ws/overlay?room=…` (prompts for the streamer's overlay),
-//! the pages `GET /console` and `GET /overlay` ([`pages`]), `GET /healthz` and `GET /metrics`.
+//! WebSocket of alert messages; `since` replays what the subscriber missed from the store),
+//! `GET /api/alerts` (recent alerts as JSON), `GET /api/tickets` (the worklist,
+//! [`worklist`]), `POST /api/alerts/{seq}/actions` (console actions, [`actions`]),
+//! `POST /api/report` (a comment liveguard missed, [`report`]),
+//! `GET /ws/overlay?room=…` (prompts for the streamer's overlay), the pages `GET /console`
+//! and `GET /overlay` ([`pages`]), `GET /healthz` (503 while blind, see
+//! [`crate::health`]) and `GET /metrics`.
 //!
 //! A slow subscriber never slows ingest: it reads from a bounded broadcast; when it falls
 //! behind it is told how many alerts it missed (and from which `seq` to resync), and a
@@ -26,6 +28,7 @@ pub mod actions;
 pub mod pages;
 pub mod report;
 pub mod stats;
+pub mod worklist;
 
 use crate::alerts::{wire, Hub, MsgKind};
 use crate::metrics::Metrics;
@@ -51,6 +54,8 @@ pub struct AppState {
     pub reload: crate::reload::SharedStatus,
     /// Time (injectable for tests).
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Whether the sources and the store work (`/healthz`, the console's banner).
+    pub health: Arc<crate::health::Health>,
 }
 
 /// Settings the console page reads from `GET /api/console`.
@@ -73,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/report", axum::routing::post(report::post_report))
         .route("/api/console", get(console_settings))
         .route("/api/stats", get(stats::get_stats))
+        .route("/api/tickets", get(worklist::get_tickets))
         .route("/console", get(pages::console))
         .route("/overlay", get(pages::overlay))
         .route("/assets/{file}", get(pages::asset))
@@ -94,11 +100,23 @@ pub struct AlertQuery {
 
 async fn console_settings(State(st): State<AppState>) -> Json<serde_json::Value> {
     let reload = st.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    let reasons = problems(&st);
     Json(serde_json::json!({
         "response_ms": st.console.response_ms,
         "rules_generation": reload.generation,
         "rules_error": reload.error,
+        "health": { "status": if reasons.is_empty() { "ok" } else { "degraded" }, "reasons": reasons },
+        "now_ms": crate::clock::Clock::now_ms(&crate::clock::SystemClock),
     }))
+}
+
+/// What is wrong now (a source down or silent, the store failing).
+fn problems(st: &AppState) -> Vec<crate::health::Problem> {
+    let store = st.hub.store_failure();
+    st.health.check(
+        store.as_ref(),
+        crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+    )
 }
 
 /// Query of the overlay socket.
@@ -142,8 +160,20 @@ async fn overlay_socket(socket: WebSocket, st: AppState, room: String) {
     }
 }
 
-async fn healthz(State(st): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "last_seq": st.hub.last_seq() }))
+/// `GET /healthz`: 200 `{"status":"ok"}`, or 503 `{"status":"degraded","reasons":[…]}` while
+/// a source is down or silent past `source_down_ms`, or the store cannot commit.
+async fn healthz(State(st): State<AppState>) -> Response {
+    let reasons = problems(&st);
+    let last_seq = st.hub.last_seq();
+    if reasons.is_empty() {
+        Json(serde_json::json!({ "status": "ok", "last_seq": last_seq })).into_response()
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "degraded", "last_seq": last_seq, "reasons": reasons })),
+        )
+            .into_response()
+    }
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {

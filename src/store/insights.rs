@@ -18,7 +18,7 @@
 //!   `until_ms` is past `respond_by_ms`; likewise resolved after `resolve_by_ms`, or not yet
 //!   and `until_ms` is past it.
 //! - **Rules**: over every alert in the window except ops alerts, each distinct evidence rule
-//!   of an alert counts `fired`, and `dismissed` when the alert was dismissed as a false
+//!   of an alert (context such as a purchase word left out: it decides nothing) counts `fired`, and `dismissed` when the alert was dismissed as a false
 //!   positive; `fp_rate = dismissed / fired` to 3 decimals. Sorted by `fp_rate` descending,
 //!   `fired` descending, rule ascending: the rules most worth fixing first.
 
@@ -53,6 +53,12 @@ impl StatsQuery {
             Some(u) => parse_since(u, now_ms).map_err(|e| format!("until: {e}"))?,
             None => now_ms,
         };
+        if until_ms <= since_ms {
+            return Err(format!(
+                "empty window: until ({until_ms}) is not after since ({since_ms}); durations count \
+                 back from now, so since 2h and until 1h is the hour before last"
+            ));
+        }
         Ok(Self {
             since_ms,
             until_ms,
@@ -459,6 +465,7 @@ fn rules(conn: &Connection, since: i64, until: i64, room: Option<&str>) -> Resul
            SELECT DISTINCT a.seq, json_extract(e.value, '$.rule') AS rule, a.status = 'dismissed' AS dismissed \
            FROM alerts a, json_each(a.body, '$.evidence') e \
            WHERE a.created_ms >= ?1 AND a.created_ms < ?2 AND (?3 IS NULL OR a.room = ?3) AND a.kind != 'ops' \
+             AND coalesce(json_extract(e.value, '$.context'), 0) = 0 \
          ) WHERE rule IS NOT NULL GROUP BY rule",
     )?;
     let rows = st.query_map(params![since, until, room], |r| {
@@ -521,6 +528,22 @@ mod tests {
             let e = parse_since(bad, now).expect_err(bad);
             assert!(e.contains("30m"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_empty_or_inverted_window_is_refused() {
+        let now = 10 * 86_400_000;
+        let e = StatsQuery::parse("1h", Some("2h"), None, now).expect_err("inverted");
+        assert!(e.starts_with("empty window"), "{e}");
+        assert!(
+            StatsQuery::parse("5000", Some("5000"), None, now).is_err(),
+            "empty"
+        );
+        let q = StatsQuery::parse("2h", Some("1h"), Some(""), now).expect("the hour before last");
+        assert_eq!(
+            (q.since_ms, q.until_ms, q.room),
+            (now - 7_200_000, now - 3_600_000, None)
+        );
     }
 
     #[test]

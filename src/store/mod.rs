@@ -7,6 +7,7 @@
 pub mod feedback;
 pub mod insights;
 pub mod schema;
+pub mod worklist;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,12 @@ impl StoreConfig {
             .clone()
             .unwrap_or_else(|| state_dir().join("liveguard.db"))
     }
+}
+
+/// The demo's database (`liveguard demo`, read by `liveguard report --demo`): simulated alerts
+/// stay out of the real history.
+pub fn demo_db_path() -> PathBuf {
+    state_dir().join("demo.db")
 }
 
 /// The state directory: `$LIVEGUARD_STATE_DIR`, else systemd's `$STATE_DIRECTORY` (its first

@@ -361,10 +361,33 @@ impl Writer {
                     m.store_commits.inc();
                     m.store_writes.inc_by(writes.len() as u64);
                     m.store_commit_seconds.observe(started.elapsed().as_secs_f64());
+                    let mut failure = self
+                        .shared
+                        .store_failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if failure.take().is_some() {
+                        tracing::info!("the state database commits again");
+                    }
                     return;
                 }
                 Err(e) => {
                     self.shared.metrics.store_errors.inc();
+                    {
+                        let mut failure = self
+                            .shared
+                            .store_failure
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        let since_ms = failure.as_ref().map_or_else(
+                            || crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+                            |f| f.since_ms,
+                        );
+                        *failure = Some(crate::health::StoreFailure {
+                            since_ms,
+                            error: e.to_string(),
+                        });
+                    }
                     tracing::error!(error = %e, alerts = writes.len(), retry_in_ms = wait.as_millis() as u64, "cannot commit alerts; retrying");
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(5));

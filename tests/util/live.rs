@@ -134,7 +134,10 @@ pub fn test_config(url: &str, format: Format, signals: SignalConfig) -> Config {
     source.room = Some("flat-room".into());
     Config {
         listen: "127.0.0.1:0".into(),
-        rules: crate::util::repo().join("rules"),
+        rules: Some(crate::util::repo().join("rules")),
+        // Tests pause (a browser starting, a clock moved by hours): only the health tests want
+        // a quiet source reported as down.
+        source_down_ms: 120_000,
         sources: vec![source],
         signals,
         sweep_interval_ms: 50,

@@ -191,6 +191,11 @@ pub fn store() -> liveguard::store::StoreConfig {
 
 /// Runs the real binary with `args` in `cwd`, feeding `stdin`.
 pub fn run(cwd: &Path, args: &[&str], stdin: &str) -> Output {
+    run_bytes(cwd, args, stdin.as_bytes())
+}
+
+/// [`run`] with raw bytes on stdin (not necessarily UTF-8).
+pub fn run_bytes(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_liveguard"))
         .args(args)
         .env("LIVEGUARD_STATE_DIR", state_dir())
@@ -201,7 +206,7 @@ pub fn run(cwd: &Path, args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("start liveguard");
     // A command that fails before reading stdin closes it: that is its answer, not an error.
-    let written = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+    let written = child.stdin.take().expect("stdin").write_all(stdin);
     if let Err(e) = written {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
     }
@@ -210,18 +215,25 @@ pub fn run(cwd: &Path, args: &[&str], stdin: &str) -> Output {
 
 /// Reads a daemon's stderr until `addr=…` of its "listening" line shows up.
 pub fn listening_addr(stderr: &mut impl std::io::BufRead) -> std::net::SocketAddr {
+    listening_addr_and_log(stderr).0
+}
+
+/// [`listening_addr`], and everything the daemon logged up to that line.
+pub fn listening_addr_and_log(stderr: &mut impl std::io::BufRead) -> (std::net::SocketAddr, String) {
     let mut line = String::new();
+    let mut log = String::new();
     for _ in 0..500 {
         line.clear();
         if stderr.read_line(&mut line).expect("read stderr") == 0 {
             break;
         }
+        log.push_str(&line);
         if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
             let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-            return addr.parse().expect("an address");
+            return (addr.parse().expect("an address"), log);
         }
     }
-    panic!("the daemon never said where it listens");
+    panic!("the daemon never said where it listens:\n{log}");
 }
 
 /// `liveguard run` (the real binary) watching `source` with the shipped rules, listening on a

@@ -1,7 +1,11 @@
 // liveguard console: the floor manager's live alert feed. Reads /ws/alerts (replaying what it
 // missed with ?since=), sends actions to POST /api/alerts/{seq}/actions, and re-renders each
 // card from the daemon's updates, so every console shows the same state. Complaints carry a
-// ticket (deadlines, follow-ups, reminders); the Insights tab draws GET /api/stats as SVG.
+// ticket (deadlines, follow-ups, reminders); the Tickets tab is the worklist the store keeps
+// (GET /api/tickets: nothing that needs an answer leaves it, whatever the feed dropped), and
+// the header's counts come from there too. While a pointer or a finger is on a list, or a
+// script is being edited, new alerts wait behind an "N new" pill: cards never move under a
+// tap. The Insights tab draws GET /api/stats as SVG.
 "use strict";
 
 const I18N = {
@@ -33,14 +37,24 @@ const I18N = {
     tabFeed: "告警", tabInsights: "数据", range24h: "近24小时", range7d: "近7天", refresh: "刷新",
     loading: "加载中…", updatedAt: "更新于 {time}", statsError: "数据暂不可用：{err}",
     empty: "这段时间没有投诉或攻击，一切平静。", emptyChart: "这段时间没有数据。", emptyResponse: "这段时间还没有首次回应。",
-    chartTopics: "每小时投诉（按话题）", chartResponse: "每小时首次回应用时（中位数 / P90）",
+    chartTopics: "每小时投诉（按话题）", chartResponse: "每小时首次回应用时（中位数 / 90分位）",
     ticketsTitle: "工单状态", promisesTitle: "承诺兑现", byProduct: "投诉商品", byRoom: "投诉直播间",
     attacksTitle: "攻击（按话题）", rulesTitle: "规则误报率", tComplaints: "投诉", tAttacks: "攻击",
     tOpened: "新工单", tRespMedian: "回应中位数", tBreaches: "超时次数", key: "名称", n: "数量",
-    median: "中位数", p90: "P90", breaches: "超时", promise: "承诺 {d}", promiseOff: "承诺 {d}（超出图表范围）",
+    median: "中位数", p90: "90分位", breaches: "超时", promise: "承诺 {d}", promiseOff: "承诺 {d}（超出图表范围）",
     response: "首次回应", resolution: "解决", rule: "规则", fired: "触发", dismissedN: "误报", fpRate: "误报率",
     brigades: "刷屏团伙 {n} 个，涉及 {u} 位用户", scopeAll: "全部直播间", scopeRoom: "直播间 {room}",
     status: "状态", moreRules: "另有 {n} 条规则（误报率更低）",
+    // Worklist, steady feed, copy, health
+    tabTickets: "工单", prev: "上一页", next: "下一页",
+    workCounts: "待回应 {open} · 处理中 {responding} · 已超时 {overdue}",
+    workPage: "第 {from}–{to} 条，共 {total} 条", workEmpty: "没有等待处理的工单。", workEmptyOverdue: "目前没有超时工单。",
+    pillNew: "{n} 条新告警 ↑", keys: "快捷键：j / k 下一条 / 上一条待回应投诉 · n 最紧急的工单",
+    copySelect: "话术已选中，请按 Ctrl+C（Mac 上 ⌘C）复制",
+    blindDisconnected: "看不到评论：数据源 {source} 已断开 {for}（{time} 起）",
+    blindSilent: "看不到评论：数据源 {source} 已连接，但 {for} 没有任何消息（{time} 起）",
+    blindStore: "告警数据库无法写入（{time} 起，正在重试）：{err}",
+    u_s: "{n}秒", u_m: "{n}分钟", u_hm: "{h}小时{m}分", u_dh: "{d}天{h}小时",
   },
   en: {
     console: "floor console", complaints5: "complaints (5 min)", attacks5: "attacks (5 min)", brigades5: "brigades (5 min)",
@@ -81,6 +95,16 @@ const I18N = {
     response: "first response", resolution: "resolution", rule: "rule", fired: "fired", dismissedN: "dismissed", fpRate: "FP rate",
     brigades: "{n} brigades, {u} users involved", scopeAll: "all rooms", scopeRoom: "room {room}",
     status: "status", moreRules: "{n} more rules (lower false-positive rates)",
+    // Worklist, steady feed, copy, health
+    tabTickets: "Tickets", prev: "Previous", next: "Next",
+    workCounts: "{open} open · {responding} responding · {overdue} overdue",
+    workPage: "{from}–{to} of {total}", workEmpty: "No ticket is waiting for an answer.", workEmptyOverdue: "No ticket is overdue right now.",
+    pillNew: "{n} new ↑", keys: "Keys: j / k next / previous open complaint · n most urgent ticket",
+    copySelect: "Script selected: press Ctrl+C (⌘C on a Mac) to copy",
+    blindDisconnected: "Blind: source {source} disconnected for {for} (since {time})",
+    blindSilent: "Blind: source {source} connected but silent for {for} (since {time})",
+    blindStore: "The alert database cannot commit (since {time}, retrying): {err}",
+    u_s: "{n}s", u_m: "{n}m", u_hm: "{h}h {m}m", u_dh: "{d}d {h}h",
   },
 };
 
@@ -112,8 +136,11 @@ const TICKET_STATUSES = ["open", "responding", "resolved_refund", "resolved_exch
 const RESOLVE_CHOICES = ["refund", "exchange", "other"];
 const FIVE_MIN = 5 * 60 * 1000;
 const HOUR = 3600 * 1000;
-const MAX_CARDS = 400;
-const MAX_REMINDERS = 4; // toasts on screen at once; older ones make room
+const MAX_CARDS = 400; // the live feed; the worklist (GET /api/tickets) keeps everything active
+const WORK_PAGE = 50;
+const MAX_REMINDERS = 3; // toasts on screen at once; older ones make room
+const TOUCH_HOLD_MS = 4000; // a finger lifted: the feed stays still this long for the next tap
+const COPY_NOTE_MS = 8000;
 const REMINDER_MS = 20000; // how long a reminder toast stays
 const SHOWN_FOLLOWUPS = 3;
 const MAX_RULE_ROWS = 12; // the worst offenders; the full list is in /api/stats
@@ -131,7 +158,18 @@ const state = {
   // (or, in tests, the daemon's clock is moved): estimated from live timestamps, never lowered.
   skew: null,
   overdueOnly: false,
-  tab: location.hash === "#insights" ? "insights" : "feed",
+  tab: ["#insights", "#tickets"].includes(location.hash) ? location.hash.slice(1) : "feed",
+  // Counts from the store (GET /api/tickets): the header badge and the title.
+  counts: { open: 0, responding: 0, overdue: 0 },
+  // The worklist page shown: alerts in order, their cards, and where the page starts.
+  work: { alerts: new Map(), order: [], cards: new Map(), total: 0, offset: 0, stale: false },
+  // Steady feed: why the lists must not move now, and the alerts waiting to be shown.
+  hold: { pointer: new Set(), touchUntil: 0, editing: false },
+  pending: new Set(),
+  pendingDropped: 0, // waiting alerts beyond what the feed would keep
+  copyNotes: new Map(), // seq -> {kind: "copied" | "selected", until}
+  selected: null, // seq of the card chosen with j / k
+  health: null, // {reasons, at} from /api/console
   stats: null,
   statsError: null,
   statsAt: 0,
@@ -196,17 +234,21 @@ function clock(ms) {
   return hh ? `${hh}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}` : `${m}:${String(s).padStart(2, "0")}`;
 }
 
-// A duration in the largest sensible units: 45s, 7m, 2h 05m, 3d 4h.
+// A duration in the largest sensible units, in the console's language: 45s, 7m, 2h 05m, 3d 4h
+// (45秒, 7分钟, 2小时05分, 3天4小时).
 function dur(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
   const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.round(s / 60)}m`;
-  if (s < 48 * 3600) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+  if (s < 60) return tf("u_s", { n: s });
+  if (s < 3600) return tf("u_m", { n: Math.round(s / 60) });
+  if (s < 48 * 3600) return tf("u_hm", { h: Math.floor(s / 3600), m: String(Math.floor((s % 3600) / 60)).padStart(2, "0") });
+  return tf("u_dh", { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
 }
 
-const timeOf = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+// Local times on a 24-hour clock in both languages (toLocaleTimeString gave "03:04 PM").
+const pad2 = (n) => String(n).padStart(2, "0");
+const timeOf = (ms) => { const d = new Date(ms); return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`; };
+const timeSecOf = (ms) => `${timeOf(ms)}:${pad2(new Date(ms).getSeconds())}`;
 
 // The promise still running on a ticket: the first response until there was one, then the
 // resolution. Null when the ticket is closed.
@@ -230,8 +272,11 @@ function applyI18n() {
   $("lang-toggle").textContent = t("lang");
   $("operator").placeholder = t("operator");
   fillFilters();
-  for (const a of state.alerts.values()) render(a);
+  for (const a of state.alerts.values()) if (state.cards.has(a.seq)) render(a);
+  renderWork();
   for (const el of $("reminders").children) el.querySelector(".msg").textContent = reminderText(el.reminder);
+  renderBlind();
+  updatePill();
   renderStats();
   tick();
 }
@@ -248,13 +293,14 @@ function fillFilters() {
   $("f-room").value = room; $("f-class").value = cls; $("f-topic").value = topic;
 }
 
-function visible(a, now) {
+function visible(a) {
   const room = $("f-room").value, cls = $("f-class").value, topic = $("f-topic").value;
-  return (!room || a.room === room) && (!cls || a.class === cls) && (!topic || a.topic === topic) &&
-    (!state.overdueOnly || isOverdue(a, now ?? serverNow()));
+  return (!room || a.room === room || a.room === "*") && (!cls || a.class === cls) && (!topic || a.topic === topic);
 }
 
-// The ticket part of a complaint card: status, countdown, follow-ups, resolve buttons.
+// The alert a card shows, from the feed or the worklist.
+const alertOf = (seq) => state.alerts.get(seq) || state.work.alerts.get(seq);
+
 function ticketBox(a) {
   const tk = a.ticket;
   const box = h("div", { class: "ticket", "data-ticket": tk.status });
@@ -283,14 +329,25 @@ function ticketBox(a) {
   return box;
 }
 
+// The feed's card for `a`: a new one goes in newest on top, unless the feed is held (it waits
+// behind the pill, see `held`); a known one is redrawn in place.
 function render(a) {
   let card = state.cards.get(a.seq);
-  const isNew = !card;
-  if (isNew) {
-    card = document.createElement("article");
-    card.dataset.seq = a.seq;
-    card.addEventListener("click", onCardClick);
-    card.addEventListener("change", onCardChange);
+  if (!card) {
+    if (held("feed")) {
+      state.pending.add(a.seq);
+      // Only the newest MAX_CARDS would be shown anyway: older waiting ones are dropped (the
+      // worklist keeps every ticket), still counted on the pill.
+      while (state.pending.size > MAX_CARDS) {
+        const oldest = Math.min(...state.pending);
+        state.pending.delete(oldest);
+        state.alerts.delete(oldest);
+        state.pendingDropped++;
+      }
+      updatePill();
+      return;
+    }
+    card = newCard(a.seq);
     state.cards.set(a.seq, card);
     const feed = $("feed");
     const after = [...state.cards.keys()].filter((s) => s > a.seq).sort((x, y) => x - y)[0];
@@ -304,31 +361,52 @@ function render(a) {
       state.alerts.delete(oldest);
     }
   }
+  fillCard(card, a);
+  card.style.display = visible(a) ? "" : "none";
+}
+
+function newCard(seq) {
+  const card = document.createElement("article");
+  card.dataset.seq = seq;
+  card.tabIndex = -1; // j / k move the keyboard focus here
+  card.addEventListener("click", onCardClick);
+  card.addEventListener("change", onCardChange);
+  return card;
+}
+
+// An alert's card contents: who, where, when, the comment with its evidence, the ticket (one
+// status chip: the ticket's, when there is one), the script and the buttons that fit.
+function fillCard(card, a) {
   const draft = card.querySelector("textarea.script");
   const keepDraft = draft && draft.dataset.edited === "1" ? draft.value : null;
+  const hadFocus = draft && document.activeElement === draft;
   const active = Boolean(running(a.ticket));
   const done = a.status !== "open" && !active;
-  card.className = `card ${a.class === "neutral" ? "ops" : a.class} kind-${a.kind}${a.kind === "brigade" ? " brigade" : ""}${done ? " done" : ""}${a.retracted ? " retracted" : ""}`;
+  card.className = `card ${a.class === "neutral" ? "ops" : a.class} kind-${a.kind}${a.kind === "brigade" ? " brigade" : ""}${done ? " done" : ""}${a.retracted ? " retracted" : ""}${state.selected === a.seq ? " selected" : ""}`;
   card.dataset.status = a.status;
   card.dataset.user = a.user.id;
-  card.style.display = visible(a) ? "" : "none";
   const name = a.user.name || a.user.handle || a.user.id;
-  const time = new Date(a.received_ms).toLocaleTimeString();
+  const time = timeSecOf(a.received_ms);
   const isComplaint = a.class === "complaint";
   const choices = isComplaint ? ["suggested", "refund", "exchange", "explain"] : ["suggested", "private"];
   const used = new Set((a.actions || []).map((r) => r.action));
   const actName = (r) => r.action === "send_script" ? t("sendScript") : r.action === "resolve" ? `${t("resolve")}: ${t(`r_${r.choice}`)}` : t(r.action);
-  const log = (a.actions || []).map((r) => `${esc(actName(r))} · ${esc(t("by"))} ${esc(r.by)} · ${new Date(r.at_ms).toLocaleTimeString()}`).join("<br>");
+  const log = (a.actions || []).map((r) => `${esc(actName(r))} · ${esc(t("by"))} ${esc(r.by)} · ${timeSecOf(r.at_ms)}`).join("<br>");
+  // Brigades list people by name (ids for alerts stored before names were kept).
+  const users = a.users || [];
+  const names = (a.user_names || []).length === users.length ? a.user_names : users;
+  const note = state.copyNotes.get(a.seq);
+  const noteOn = note && note.until > Date.now();
   card.innerHTML = `
     <div class="meta"><span class="user">${esc(name)}</span><span class="room">${esc(a.room)}</span><time>${esc(time)}</time>
       ${a.kind !== "comment" ? `<span class="kind">${esc(t(a.kind))}${a.count > 1 ? " ×" + a.count : ""}</span>` : (a.count > 1 ? `<span class="kind">×${a.count}</span>` : "")}
       ${a.backlog ? `<span>${esc(t("backlog"))}</span>` : ""}${a.retracted ? `<span>${esc(t("retracted"))}</span>` : ""}
       ${a.ticket ? "" : `<span class="timer"></span>`}</div>
     <p class="text">${highlight(a.text, a.evidence)}</p>
-    ${a.kind === "brigade" || (a.users || []).length > 1 ? `<div class="users">${(a.users || []).length} ${esc(t("users"))}: ${(a.users || []).map(esc).join(", ")}</div>` : ""}
+    ${a.kind === "brigade" || users.length > 1 ? `<div class="users">${users.length} ${esc(t("users"))}: ${names.map(esc).join(", ")}</div>` : ""}
     <div class="tags">${a.topic ? `<span class="tag topic">${esc(t(a.topic))}</span>` : ""}
       ${a.class !== "neutral" ? `<span class="tag score">${Number(a.score).toFixed(2)}</span><span class="tag action">${esc(t(a.action))}</span>` : ""}
-      <span class="tag status">${esc(t(a.status))}</span></div>
+      ${a.ticket ? "" : `<span class="tag status">${esc(t(a.status))}</span>`}</div>
     <div class="ticket-slot"></div>
     ${a.class !== "neutral" ? `
     <textarea class="script" rows="3">${esc(keepDraft ?? (a.script || ""))}</textarea>
@@ -336,23 +414,24 @@ function render(a) {
       ${isComplaint ? `<button class="invite" data-act="invite" ${a.status !== "open" || a.retracted ? "disabled" : ""}>${esc(t("invite"))}</button>` : ""}
       <select class="choice">${choices.map((c) => `<option value="${c}">${esc(t(c))}</option>`).join("")}</select>
       <button class="send" data-act="send_script" ${used.has("send_script") || ["muted", "dismissed", "resolved"].includes(a.status) || a.retracted ? "disabled" : ""}>${esc(t("sendScript"))}</button>
-      <button class="mute" data-act="mute" ${["muted", "dismissed", "invited", "resolved"].includes(a.status) || a.retracted ? "disabled" : ""}>${esc(t("mute"))}</button>
+      ${isComplaint ? "" : `<button class="mute" data-act="mute" ${["muted", "dismissed", "invited", "resolved"].includes(a.status) || a.retracted ? "disabled" : ""}>${esc(t("mute"))}</button>`}
       <button class="dismiss" data-act="dismiss" ${a.status !== "open" || a.retracted ? "disabled" : ""}>${esc(t("dismiss"))}</button>
-    </div>` : ""}
+    </div>
+    ${noteOn ? `<div class="copy-note ${note.kind}" role="status">${esc(note.kind === "copied" ? t("copied") : t("copySelect"))}</div>` : ""}` : ""}
     <div class="log">${log}</div>`;
   if (a.ticket) card.querySelector(".ticket-slot").replaceWith(ticketBox(a));
   else card.querySelector(".ticket-slot").remove();
-  if (keepDraft !== null) card.querySelector("textarea.script").dataset.edited = "1";
+  const area = card.querySelector("textarea.script");
+  if (keepDraft !== null && area) area.dataset.edited = "1";
+  // The fallback copy left the script selected for Ctrl+C: keep it so across the redraw.
+  if (noteOn && note.kind === "selected" && area) { area.focus({ preventScroll: true }); area.select(); }
+  else if (hadFocus && area) area.focus({ preventScroll: true });
   updateTimer(a, card, serverNow());
-  if (isNew && isComplaint && !a.backlog && !state.seenComplaints.has(a.seq)) {
-    state.seenComplaints.add(a.seq);
-    chime();
-  }
 }
 
 function onCardChange(ev) {
   const card = ev.currentTarget;
-  const a = state.alerts.get(Number(card.dataset.seq));
+  const a = alertOf(Number(card.dataset.seq));
   if (!a) return;
   if (ev.target.classList.contains("choice")) {
     const area = card.querySelector("textarea.script");
@@ -365,6 +444,28 @@ function onCardChange(ev) {
   }
 }
 
+// Puts `text` on the clipboard. navigator.clipboard exists only in secure contexts (https,
+// localhost): a tablet on the shop's Wi-Fi over plain http gets the old way, a selected
+// textarea and execCommand("copy"), which must run inside the click itself. When even that is
+// refused, the card's script is left selected with a hint. Returns "copied" or "selected".
+function copyText(text, area) {
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).catch(() => { /* the fallback below already ran */ });
+  }
+  const ta = document.createElement("textarea");
+  ta.value = text;
+  ta.setAttribute("readonly", "");
+  ta.style.cssText = "position:fixed;top:0;left:0;width:1px;height:1px;opacity:0;";
+  document.body.append(ta);
+  ta.select();
+  let ok = false;
+  try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+  ta.remove();
+  if (ok) return "copied";
+  if (area) { area.focus({ preventScroll: true }); area.select(); }
+  return "selected";
+}
+
 async function onCardClick(ev) {
   const btn = ev.target.closest("button[data-act]");
   if (!btn || btn.disabled) return;
@@ -373,9 +474,15 @@ async function onCardClick(ev) {
   const act = btn.dataset.act;
   const body = { action: act, by: $("operator").value || "console" };
   if (act === "send_script") {
-    body.script = card.querySelector("textarea.script").value;
+    const area = card.querySelector("textarea.script");
+    body.script = area.value;
     body.choice = card.querySelector("select.choice").value;
-    try { await navigator.clipboard.writeText(body.script); toast(t("copied")); } catch (_) { /* no clipboard in this context */ }
+    // Before any await: the copy needs the click's user activation.
+    const kind = copyText(body.script, area);
+    state.copyNotes.set(seq, { kind, until: Date.now() + COPY_NOTE_MS });
+    setTimeout(() => { state.copyNotes.delete(seq); const x = alertOf(seq); if (x) redraw(x); }, COPY_NOTE_MS + 50);
+    const x = alertOf(seq);
+    if (x) redraw(x);
   } else if (act === "resolve") {
     body.choice = btn.dataset.choice;
   }
@@ -391,14 +498,35 @@ async function onCardClick(ev) {
   // brings the card to the state the other console left it in.
   if (!res.ok) { toast(json.error || res.statusText); btn.disabled = false; return; }
   noteServerTime(json.updated_ms);
-  upsert(json);
+  upsert(json, false);
 }
 
-function upsert(a) {
+// Redraws every card that shows `a` (the feed's, the worklist's).
+function redraw(a) {
+  if (state.cards.has(a.seq)) fillCard(state.cards.get(a.seq), a);
+  const w = state.work.cards.get(a.seq);
+  if (w) fillCard(w, a);
+}
+
+// An alert or a new version of one: from the socket (`live`: not replayed history) or the
+// answer to an action.
+function upsert(a, live) {
+  const known = state.alerts.has(a.seq) || state.work.alerts.has(a.seq);
   state.alerts.set(a.seq, a);
-  if (!state.rooms.has(a.room)) { state.rooms.add(a.room); fillFilters(); }
-  render(a);
-  tick();
+  if (!state.rooms.has(a.room) && a.room !== "*") { state.rooms.add(a.room); fillFilters(); }
+  if (!state.pending.has(a.seq)) render(a); // a waiting alert shows its latest version when it comes in
+  if (state.work.alerts.has(a.seq)) {
+    state.work.alerts.set(a.seq, a);
+    const c = state.work.cards.get(a.seq);
+    if (c) fillCard(c, a);
+  }
+  if (!known && live && a.class === "complaint" && !a.backlog && !state.seenComplaints.has(a.seq)) {
+    state.seenComplaints.add(a.seq);
+    chime();
+  }
+  if (a.ticket) loadWorkSoon();
+  if (a.kind === "ops" && live) refreshSettings(); // a source went down or came back: the banner
+  tickSoon();
 }
 
 let toastTimer = 0;
@@ -427,14 +555,22 @@ function remind(m) {
   el.addEventListener("click", (ev) => {
     el.remove();
     if (ev.target.closest("button.close")) return;
-    showTab("feed");
-    const card = state.cards.get(m.seq);
-    if (card) { card.style.display = ""; card.scrollIntoView({ behavior: "smooth", block: "center" }); card.classList.add("flash"); setTimeout(() => card.classList.remove("flash"), 1600); }
+    // The card in the feed, else the ticket in the worklist (the feed keeps only the newest).
+    if (state.cards.has(m.seq)) { showTab("feed"); flashCard(state.cards.get(m.seq)); }
+    else { state.overdueOnly = m.stage === "overdue"; state.work.offset = 0; showTab("tickets"); loadWork({ focus: m.seq, force: true }); }
   });
   box.prepend(el);
   while (box.children.length > MAX_REMINDERS) box.lastElementChild.remove();
   setTimeout(() => el.remove(), REMINDER_MS);
   chime();
+  loadWorkSoon();
+}
+
+function flashCard(card) {
+  card.style.display = "";
+  card.scrollIntoView({ behavior: "smooth", block: "center" });
+  card.classList.add("flash");
+  setTimeout(() => card.classList.remove("flash"), 1600);
 }
 
 let audio = null;
@@ -469,10 +605,10 @@ function updateTimer(a, card, now) {
   el.textContent = left <= 0 ? `${t("overdue")} ${clock(left)}` : `${t("left")} ${clock(left)}`;
 }
 
-// Once a second: countdowns, the counter strip, the overdue badge and the title badge.
+// Once a second: countdowns, the counter strip, the overdue badge and the title badge. The
+// open and overdue counts are the store's (GET /api/tickets), not what this page received.
 function tick() {
   const now = serverNow();
-  let open = 0, overdue = 0;
   const counts = { complaint: 0, attack: 0, brigade: 0 };
   for (const a of state.alerts.values()) {
     if (now - a.received_ms <= FIVE_MIN) {
@@ -480,30 +616,37 @@ function tick() {
       if (a.class === "attack") counts.attack++;
       if (a.kind === "brigade") counts.brigade++;
     }
-    if (a.class === "complaint" && a.status === "open" && !a.retracted) open++;
-    if (isOverdue(a, now)) overdue++;
   }
+  const { open, overdue } = state.counts;
   $("c-complaint").textContent = counts.complaint;
   $("c-attack").textContent = counts.attack;
   $("c-brigade").textContent = counts.brigade;
   $("overdue-n").textContent = overdue;
   $("overdue").classList.toggle("hot", overdue > 0);
+  $("overdue").setAttribute("aria-pressed", String(state.overdueOnly));
+  $("work-n").textContent = open + state.counts.responding || "";
   document.title = (open ? `(${open}) ` : "") + (overdue ? `⚠${overdue} ` : "") + "liveguard";
-  const note = $("filter-note");
-  note.hidden = !state.overdueOnly || state.tab !== "feed";
-  note.textContent = state.overdueOnly ? t("overdueOnly") + (overdue ? "" : ` ${t("noOverdue")}`) : "";
   for (const [seq, card] of state.cards) {
     const a = state.alerts.get(seq);
-    if (!a) continue;
-    updateTimer(a, card, now);
-    if (state.overdueOnly) card.style.display = visible(a, now) ? "" : "none";
+    if (a) updateTimer(a, card, now);
   }
+  for (const [seq, card] of state.work.cards) {
+    const a = state.work.alerts.get(seq);
+    if (a) updateTimer(a, card, now);
+  }
+  renderBlind();
+}
+
+// Many messages at once (a catch-up, a busy room) make one tick.
+let tickTimer = 0;
+function tickSoon() {
+  if (!tickTimer) tickTimer = setTimeout(() => { tickTimer = 0; tick(); }, 50);
 }
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${proto}://${location.host}/ws/alerts?since=${state.lastSeq}`);
-  ws.onopen = () => $("conn").classList.add("up");
+  ws.onopen = () => { $("conn").classList.add("up"); loadWorkSoon(); };
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "hello") {
@@ -511,8 +654,9 @@ function connect() {
     } else if (m.type === "alert" || m.type === "update") {
       if (m.type === "alert") state.lastSeq = Math.max(state.lastSeq, m.seq);
       // Replayed alerts are history: only live messages tell the daemon's time.
-      if (m.type === "update" || m.seq > state.replayTo) noteServerTime(m.updated_ms);
-      upsert(m);
+      const live = m.type === "update" || m.seq > state.replayTo;
+      if (live) noteServerTime(m.updated_ms);
+      upsert(m, live);
     } else if (m.type === "reminder") {
       noteServerTime(m.at_ms);
       remind(m);
@@ -524,7 +668,8 @@ function connect() {
   ws.onclose = () => { $("conn").classList.remove("up"); setTimeout(connect, 1000); };
 }
 
-// Settings, and the rules-reload banner (ops broke a rule file: the old rules still run).
+// Settings, the rules-reload banner (ops broke a rule file: the old rules still run) and the
+// daemon's health (a source down or silent, the store failing: the console is blind).
 async function refreshSettings() {
   try {
     const cfg = await (await fetch("/api/console")).json();
@@ -532,7 +677,210 @@ async function refreshSettings() {
     const banner = $("banner");
     banner.hidden = !cfg.rules_error;
     banner.textContent = cfg.rules_error ? `${t("rulesBroken")}\n${cfg.rules_error}` : "";
+    state.health = { reasons: (cfg.health && cfg.health.reasons) || [], at: Date.now() };
+    renderBlind();
   } catch (_) { /* keep the last settings */ }
+}
+
+// The red banner while the daemon is blind: which source, since when, for how long.
+function renderBlind() {
+  const el = $("blind");
+  const reasons = (state.health && state.health.reasons) || [];
+  el.hidden = reasons.length === 0;
+  $("conn").classList.toggle("blind", reasons.length > 0);
+  if (!reasons.length) { el.textContent = ""; return; }
+  const since = Date.now() - state.health.at;
+  el.replaceChildren(...reasons.map((r) => {
+    const key = r.source == null ? "blindStore" : r.state === "silent" ? "blindSilent" : "blindDisconnected";
+    return h("div", { "data-source": r.source ?? "", "data-state": r.state },
+      tf(key, { source: r.source, for: dur(r.for_ms + since), time: timeSecOf(r.since_ms), err: r.message }));
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A steady feed: while a pointer is on a list (a finger: until a few seconds after it lifts) or
+// one of its scripts is being edited, the list does not move. New alerts wait behind a pill
+// that counts them; they come in when the pointer leaves, or the pill is clicked.
+
+const touchTimers = {};
+function held(list) {
+  return state.hold.pointer.has(list) || state.hold.editing === list;
+}
+
+function setHold(list, on) {
+  if (on) { state.hold.pointer.add(list); return; }
+  state.hold.pointer.delete(list);
+  release(list);
+}
+
+function release(list) {
+  if (held(list)) return;
+  if (list === "feed") flushPending();
+  else if (state.work.stale) renderWork();
+}
+
+function watchHold(el, list) {
+  el.addEventListener("pointerenter", (e) => { if (e.pointerType !== "touch") setHold(list, true); });
+  el.addEventListener("pointerleave", (e) => { if (e.pointerType !== "touch") setHold(list, false); });
+  el.addEventListener("pointerdown", (e) => {
+    if (e.pointerType !== "touch") return;
+    clearTimeout(touchTimers[list]);
+    setHold(list, true);
+  });
+  const lift = (e) => {
+    if (e.pointerType !== "touch") return;
+    clearTimeout(touchTimers[list]);
+    touchTimers[list] = setTimeout(() => setHold(list, false), TOUCH_HOLD_MS);
+  };
+  el.addEventListener("pointerup", lift);
+  el.addEventListener("pointercancel", lift);
+  el.addEventListener("focusin", (e) => { if (e.target.matches("textarea, select, input")) state.hold.editing = list; });
+  el.addEventListener("focusout", () => {
+    if (state.hold.editing !== list) return;
+    state.hold.editing = null;
+    release(list);
+  });
+}
+
+function flushPending() {
+  if (!state.pending.size) return;
+  const seqs = [...state.pending].sort((x, y) => x - y);
+  state.pending.clear();
+  state.pendingDropped = 0;
+  for (const seq of seqs) { const a = state.alerts.get(seq); if (a) render(a); }
+  updatePill();
+  tickSoon();
+}
+
+function updatePill() {
+  const n = state.pending.size + state.pendingDropped, pill = $("pill");
+  pill.hidden = n === 0 || state.tab !== "feed";
+  pill.textContent = n ? tf("pillNew", { n }) : "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worklist (Tickets tab): every open or responding ticket from the store, nearest deadline
+// first, a page at a time. Its counts drive the header's badges and the title.
+
+let workTimer = 0, workReq = 0;
+function loadWorkSoon() {
+  if (!workTimer) workTimer = setTimeout(() => { workTimer = 0; loadWork(); }, 250);
+}
+
+// Refreshes the counts and, when the tab is open, the page. A refresh waits while the list is
+// held; one the floor manager asked for (`force`: a page, a filter) does not. `focus`: a seq to
+// show flashed.
+async function loadWork(opts) {
+  const { focus, force } = opts || {};
+  const req = ++workReq;
+  const q = new URLSearchParams({ status: "open,responding", offset: String(state.work.offset), limit: String(WORK_PAGE) });
+  const room = $("f-room").value;
+  if (room) q.set("room", room);
+  if (state.overdueOnly) q.set("overdue", "1");
+  try {
+    // The header counts every room; the page follows the room filter.
+    const [page, all] = await Promise.all([
+      fetch(`/api/tickets?${q}`).then((r) => r.json()),
+      room ? fetch("/api/tickets?limit=1").then((r) => r.json()) : null,
+    ]);
+    if (req !== workReq || !page || !Array.isArray(page.tickets)) return;
+    const c = all || page;
+    state.counts = { open: c.open, responding: c.responding, overdue: c.overdue };
+    state.work.total = page.total;
+    state.work.page = page;
+    const alerts = new Map(page.tickets.map((a) => [a.seq, a]));
+    // The store answered before some live update was applied here: keep the newer version.
+    for (const [seq, a] of alerts) {
+      const mine = state.alerts.get(seq);
+      if (mine && mine.updated_ms > a.updated_ms) alerts.set(seq, mine);
+    }
+    state.work.next = { alerts, order: page.tickets.map((a) => a.seq) };
+    state.work.stale = true;
+    if (state.tab === "tickets" && (force || !held("work"))) renderWork(focus);
+  } catch (_) { /* the next message or tick tries again */ }
+  tick();
+}
+
+function renderWork(focus) {
+  const w = state.work;
+  if (w.next) { w.alerts = w.next.alerts; w.order = w.next.order; w.next = null; }
+  w.stale = false;
+  const list = $("work-list");
+  // Moving a node in the DOM drops its focus: the card chosen with j / k keeps it.
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  const cards = new Map();
+  const els = w.order.map((seq) => {
+    const card = w.cards.get(seq) || newCard(seq);
+    fillCard(card, w.alerts.get(seq));
+    cards.set(seq, card);
+    return card;
+  });
+  list.replaceChildren(...els);
+  if (focused && list.contains(focused)) focused.focus({ preventScroll: true });
+  w.cards = cards;
+  const page = w.page || { open: 0, responding: 0, overdue: 0 };
+  $("work-counts").textContent = tf("workCounts", page);
+  const from = w.total ? w.offset + 1 : 0, to = w.offset + w.order.length;
+  $("work-page").textContent = tf("workPage", { from, to, total: w.total });
+  $("work-prev").disabled = w.offset === 0;
+  $("work-next").disabled = to >= w.total;
+  $("work-empty").hidden = w.total > 0;
+  $("work-empty").textContent = t(state.overdueOnly ? "workEmptyOverdue" : "workEmpty");
+  const note = $("filter-note");
+  note.hidden = !state.overdueOnly;
+  note.textContent = state.overdueOnly ? t("overdueOnly") : "";
+  if (focus && cards.has(focus)) flashCard(cards.get(focus));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys: j / k the next / previous open complaint in the list shown, n the most urgent ticket.
+
+function needsAnswer(a) {
+  return a && a.class === "complaint" && !a.retracted && (a.ticket ? a.ticket.status === "open" : a.status === "open");
+}
+
+function selectCard(card) {
+  const seq = Number(card.dataset.seq);
+  state.selected = seq;
+  document.querySelectorAll("article.card.selected").forEach((c) => c.classList.remove("selected"));
+  card.classList.add("selected");
+  card.focus({ preventScroll: true });
+  card.scrollIntoView({ block: "nearest" });
+}
+
+function onKey(ev) {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.target.matches("input, textarea, select")) return;
+  if (ev.key === "n") {
+    ev.preventDefault();
+    state.overdueOnly = false;
+    state.work.offset = 0;
+    showTab("tickets");
+    loadWork({ force: true }).then(() => { const first = $("work-list").querySelector("article.card"); if (first) selectCard(first); });
+    return;
+  }
+  if (ev.key !== "j" && ev.key !== "k") return;
+  if (state.tab === "insights") return;
+  ev.preventDefault();
+  const list = state.tab === "tickets" ? $("work-list") : $("feed");
+  const cards = [...list.querySelectorAll("article.card")].filter((c) => c.style.display !== "none" && needsAnswer(alertOf(Number(c.dataset.seq))));
+  if (!cards.length) return;
+  const at = cards.findIndex((c) => Number(c.dataset.seq) === state.selected);
+  const next = at < 0 ? (ev.key === "j" ? 0 : cards.length - 1) : Math.min(cards.length - 1, Math.max(0, at + (ev.key === "j" ? 1 : -1)));
+  selectCard(cards[next]);
+}
+
+// The dock at the bottom (reminders, messages, the keys hint) never covers a button: the page
+// is padded by its height and scrolls things into view above it.
+function watchDock() {
+  const dock = $("dock"), header = document.querySelector("header");
+  const set = () => {
+    document.documentElement.style.setProperty("--dock-h", `${dock.offsetHeight}px`);
+    document.documentElement.style.setProperty("--header-h", `${header.offsetHeight}px`);
+  };
+  const ro = new ResizeObserver(set);
+  ro.observe(dock);
+  ro.observe(header);
+  set();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,16 +888,19 @@ async function refreshSettings() {
 
 function showTab(tab) {
   state.tab = tab;
-  $("tab-feed").setAttribute("aria-selected", String(tab === "feed"));
-  $("tab-insights").setAttribute("aria-selected", String(tab === "insights"));
+  for (const x of ["feed", "tickets", "insights"]) $(`tab-${x}`).setAttribute("aria-selected", String(tab === x));
   $("feed").hidden = tab !== "feed";
+  $("work").hidden = tab !== "tickets";
   $("insights").hidden = tab !== "insights";
   document.body.dataset.tab = tab;
   // Only when it changes: a same-document navigation while the page loads confuses tools
   // that wait for the load (and there is nothing to remember).
-  const hash = tab === "insights" ? "#insights" : "";
+  const hash = tab === "feed" ? "" : `#${tab}`;
   if (location.hash !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
   if (tab === "insights") loadStats();
+  if (tab === "tickets") { if (state.work.stale) renderWork(); loadWork({ force: true }); }
+  if (tab === "feed" && !held("feed")) flushPending();
+  updatePill();
   tick();
 }
 
@@ -580,7 +931,7 @@ function renderStats() {
   const st = state.stats, err = state.statsError;
   const room = $("f-room").value;
   $("ins-scope").textContent = room ? tf("scopeRoom", { room }) : t("scopeAll");
-  $("ins-status").textContent = err ? tf("statsError", { err }) : state.statsAt ? tf("updatedAt", { time: new Date(state.statsAt).toLocaleTimeString() }) : "";
+  $("ins-status").textContent = err ? tf("statsError", { err }) : state.statsAt ? tf("updatedAt", { time: timeSecOf(state.statsAt) }) : "";
   $("ins-status").classList.toggle("error", Boolean(err));
   if (!st) { $("ins-body").hidden = true; $("ins-empty").hidden = true; return; }
   const c = st.complaints || {}, at = st.attacks || {}, tk = st.tickets || {};
@@ -601,7 +952,7 @@ function renderStats() {
   drawResponseChart($("chart-response"), $("legend-response"), hours, tk.response_by_hour || []);
   $("tbl-tickets").replaceChildren(table([t("status"), t("n")],
     TICKET_STATUSES.map((s) => ({ attrs: { "data-status": s }, cells: [t(`t_${s}`), { text: (tk.by_status || {})[s] ?? 0, class: "n" }] }))));
-  $("tbl-promises").replaceChildren(table(["", "n", t("median"), t("p90"), t("breaches")],
+  $("tbl-promises").replaceChildren(table(["", t("n"), t("median"), t("p90"), t("breaches")],
     [["response", resp], ["resolution", resol]].map(([k, p]) => ({
       attrs: { "data-promise": k },
       cells: [t(k), { text: p.n ?? 0, class: "n" }, { text: dur(p.median_ms), class: "n" }, { text: dur(p.p90_ms), class: "n" },
@@ -748,7 +1099,7 @@ function drawResponseChart(box, legend, hours, rows) {
     const r = byHour.get(hr);
     if (!r) return;
     const w = Math.max(1, f.bw * 0.72), x = f.x(i) + (f.bw - w) / 2;
-    const tip = `${hourLabel(hr, 0, true)} · n=${r.n} · ${t("median")} ${dur(r.median_ms)} · ${t("p90")} ${dur(r.p90_ms)}`;
+    const tip = `${hourLabel(hr, 0, true)} · ${t("n")} ${r.n} · ${t("median")} ${dur(r.median_ms)} · ${t("p90")} ${dur(r.p90_ms)}`;
     if (r.p90_ms != null) {
       const p = sv("rect", { class: "bar p90", x, y: f.y(r.p90_ms), width: w, height: Math.max(0.5, f.y(0) - f.y(r.p90_ms)) });
       p.append(sv("title", {}, tip));
@@ -781,19 +1132,30 @@ async function start() {
   });
   for (const id of ["f-room", "f-class", "f-topic"]) {
     $(id).addEventListener("change", () => {
-      for (const a of state.alerts.values()) render(a);
+      for (const a of state.alerts.values()) if (state.cards.has(a.seq)) render(a);
       if (id === "f-room" && state.tab === "insights") loadStats();
+      if (id === "f-room") { state.work.offset = 0; loadWork({ force: true }); }
     });
   }
+  // The badge opens the worklist's overdue tickets (all of them, not only the feed's); again:
+  // every active ticket.
   $("overdue").addEventListener("click", () => {
     state.overdueOnly = !state.overdueOnly;
-    $("overdue").setAttribute("aria-pressed", String(state.overdueOnly));
-    if (state.tab !== "feed") showTab("feed");
-    for (const a of state.alerts.values()) render(a);
-    tick();
+    state.work.offset = 0;
+    showTab("tickets");
   });
   $("tab-feed").addEventListener("click", () => showTab("feed"));
+  $("tab-tickets").addEventListener("click", () => showTab("tickets"));
   $("tab-insights").addEventListener("click", () => showTab("insights"));
+  $("work-prev").addEventListener("click", () => { state.work.offset = Math.max(0, state.work.offset - WORK_PAGE); loadWork({ force: true }); });
+  $("work-next").addEventListener("click", () => { state.work.offset += WORK_PAGE; loadWork({ force: true }); });
+  $("pill").addEventListener("click", () => { flushPending(); window.scrollTo({ top: 0, behavior: "smooth" }); });
+  watchHold($("feed"), "feed");
+  watchHold($("work-list"), "work");
+  document.addEventListener("keydown", onKey);
+  watchDock();
+  // The store's counts follow every message; this is the backstop for deadlines passing.
+  setInterval(() => loadWork(), 5000);
   $("ins-range").addEventListener("change", loadStats);
   $("ins-refresh").addEventListener("click", loadStats);
   // While the tab is open the figures follow along; closed, nothing is fetched.
@@ -801,6 +1163,7 @@ async function start() {
   applyI18n();
   showTab(state.tab);
   setInterval(tick, 1000);
+  loadWork();
   connect();
 }
 
