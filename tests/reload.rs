@@ -10,19 +10,7 @@ use liveguard::ingest::client::SourceConfig;
 use liveguard::ingest::Format;
 
 use crate::util::live::{canonical, get, metric, test_signals, wait_metric, Firehose, Subscriber};
-use crate::util::repo;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
-        }
-    }
-}
+use crate::util::{copy_dir, repo};
 
 const NEW_PACK: &str = r#"
 [pack]

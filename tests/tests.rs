@@ -10,6 +10,8 @@
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
 //!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
+//! - `model`: the learned second opinion: what it raises and says, byte-for-byte retraining,
+//!   a damaged model file, and the floor's decisions retraining it.
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
 //! - `service`: the systemd unit (verify, security score) and sd_notify on a fake socket.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
@@ -23,6 +25,7 @@ mod cli;
 mod daemon;
 mod engine;
 mod insights;
+mod model;
 mod properties;
 mod reload;
 mod service;

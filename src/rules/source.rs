@@ -183,8 +183,14 @@ mod tests {
         let rels: Vec<&str> = files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(rels, ["model/zh.lgm", "p.toml"]);
         assert!(files[0].has_ext("lgm") && &*files[0].bytes == model.as_slice());
-        let set = super::super::load(&source).expect("the pack loads; the model is not a pack");
+        let set = super::super::load_packs(&source).expect("the pack loads; the model is not a pack");
         assert_eq!(set.packs.len(), 1);
+        // The model's own loader checks it, and says which file is at fault.
+        let err = super::super::load(&source).expect_err("not a model").to_string();
+        assert!(
+            err.contains("model/zh.lgm: bad model file: not a liveguard model file"),
+            "{err}"
+        );
     }
 
     #[test]
