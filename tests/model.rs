@@ -186,10 +186,51 @@ fn is_sentinel(a: &serde_json::Value) -> bool {
         .is_some_and(|u| u.starts_with("sentinel"))
 }
 
+/// Runs `liveguard train` on the repo's data plus `extra` args, writing the model into
+/// `rules` (a daemon watching it hot-reloads).
+fn train_into(rules: &Path, extra: &[&str]) {
+    let rules_arg = rules.to_string_lossy().into_owned();
+    let out_arg = rules.join("model/liveguard.lgm").to_string_lossy().into_owned();
+    let mut args = vec![
+        "train",
+        "data/train",
+        "data/dev",
+        "--weight",
+        "data/dev=3",
+        "--rules",
+        &rules_arg,
+        "--folds",
+        "0",
+        "--out",
+        &out_arg,
+    ];
+    args.extend_from_slice(extra);
+    let t = run(&repo(), &args, "");
+    assert_eq!(t.status.code(), Some(0), "{}", String::from_utf8_lossy(&t.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
     let rules = tempfile::tempdir().expect("tmp");
     copy_dir(&repo().join("rules"), rules.path());
+    // A model with a bad habit, as noisy data gives: "the lighting is dreamy" taken for spam.
+    let planted = rules.path().join("planted.jsonl");
+    let habit = [
+        "今天的灯光好梦幻",
+        "灯光好梦幻呀",
+        "这个灯光好梦幻",
+        "直播间灯光好梦幻",
+        "灯光真的好梦幻",
+        "哇灯光好梦幻",
+    ];
+    let lines: Vec<String> = habit
+        .iter()
+        .map(|t| serde_json::json!({"text": t, "label": "attack", "topic": "spam"}).to_string())
+        .collect();
+    std::fs::write(&planted, lines.join("\n")).expect("write planted data");
+    let planted_arg = planted.to_string_lossy().into_owned();
+    train_into(rules.path(), &[&planted_arg]);
+
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let mut cfg = test_config(&fh.url(), Format::Canonical, test_signals());
     cfg.rules = Some(rules.path().to_path_buf());
@@ -199,13 +240,13 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
     let mut sub = Subscriber::connect(d.addr, "").await;
     let mut n = 0;
 
-    // A false-positive shape: a viewer asking the host to look at them, raised by the model.
+    // The floor dismisses a handful of those false positives.
     let fp = [
-        "主播看我这里",
-        "主播主播看我这里",
-        "看我看我主播",
-        "主播你看我这里",
-        "主播看一下我这里",
+        "主播这灯光好梦幻",
+        "灯光好梦幻啊主播",
+        "背景灯光好梦幻",
+        "灯光梦幻得不行",
+        "灯光好梦幻好喜欢",
     ];
     for text in fp {
         let a = first_alert_after(&fh, &mut sub, &mut n, text).await;
@@ -221,7 +262,7 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         let s = sub.next_alert().await;
         assert!(is_sentinel(&s), "{s}");
     }
-    // A missed shape: new slang for broken ("zonked"), which neither rules nor model know.
+    // And reports a handful of comments liveguard missed: new slang for broken ("zonked").
     let missed = "my new anklet arrived zonked";
     assert!(
         is_sentinel(&first_alert_after(&fh, &mut sub, &mut n, missed).await),
@@ -246,7 +287,7 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         );
     }
 
-    // The floor's decisions, exported and folded into a retrain the daemon hot-reloads.
+    // The floor's decisions, exported, and folded into a retrain the daemon hot-reloads.
     let db_arg = db.to_string_lossy().into_owned();
     let export = run(&repo(), &["feedback", "export", "--db", &db_arg], "");
     assert_eq!(
@@ -261,41 +302,17 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         .collect();
     assert_eq!(lines.len(), fp.len() + 5, "{lines:?}");
     assert!(lines.iter().any(|l| l["label"] == "neutral"
+        && l["action"] == "dismiss"
         && l["verdict"]["source"] == "model"
-        && l["text"] == "主播看我这里"));
+        && l["verdict"]["topic"] == "spam"
+        && l["text"] == "背景灯光好梦幻"));
     assert!(lines
         .iter()
         .any(|l| l["label"] == "complaint" && l["action"] == "report" && l["topic"] == "defect"));
-
-    let rules_arg = rules.path().to_string_lossy().into_owned();
-    let out_arg = rules
-        .path()
-        .join("model/liveguard.lgm")
-        .to_string_lossy()
-        .into_owned();
-    let t = run(
-        &repo(),
-        &[
-            "train",
-            "data/train",
-            "data/dev",
-            "--weight",
-            "data/dev=3",
-            "--rules",
-            &rules_arg,
-            "--folds",
-            "0",
-            "--feedback",
-            &db_arg,
-            "--out",
-            &out_arg,
-        ],
-        "",
-    );
-    assert_eq!(t.status.code(), Some(0), "{}", String::from_utf8_lossy(&t.stderr));
+    train_into(rules.path(), &[&planted_arg, "--feedback", &db_arg]);
     wait_metric(d.addr, "liveguard_rules_reloads_total{kind=\"ok\"}", 1.0).await;
 
-    // New comments of both shapes, never seen in training (before: neutral, and attack/diversion).
+    // New comments of both shapes, never seen in training.
     let a = first_alert_after(&fh, &mut sub, &mut n, "the hoops showed up zonked").await;
     assert!(!is_sentinel(&a), "the missed shape now alerts");
     assert_eq!(
@@ -304,8 +321,10 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         "{a}"
     );
     let _ = sub.next_alert().await;
-    let a = first_alert_after(&fh, &mut sub, &mut n, "主播你看看我这里").await;
-    assert!(is_sentinel(&a), "the dismissed shape no longer alerts: {a}");
+    for text in ["灯光太梦幻了吧", "今天灯光调得好梦幻"] {
+        let a = first_alert_after(&fh, &mut sub, &mut n, text).await;
+        assert!(is_sentinel(&a), "the dismissed shape no longer alerts: {a}");
+    }
     assert!(metric(d.addr, "liveguard_verdict_sources_total{source=\"model\"}").await >= 1.0);
     d.stop(Duration::from_secs(5)).await;
 }

@@ -2,7 +2,6 @@
 //! misrouted during the swap; a broken change keeps the last good rules, sets the metrics and
 //! shows the console banner.
 
-use std::path::Path;
 use std::time::Duration;
 
 use liveguard::config::Config;
