@@ -12,7 +12,7 @@ use liveguard::ingest::tiktok::synthetic_id;
 use liveguard::ingest::{parse_frame_from, Event, Format, Origin};
 use serde_json::Value;
 
-use crate::util::live::{metric, wait_metric, Firehose, Subscriber, WAIT};
+use crate::util::live::{metric, wait_metric, Firehose, Subscriber};
 use crate::util::{repo, run_command, spawn, state_dir};
 
 /// The room of every nested (v2/v3) fixture.
@@ -449,9 +449,11 @@ async fn every_fixture_through_the_real_binary() {
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let mut cmd = run_command(&fh.url(), &state_dir());
     cmd.args(["--format", "tiktok"]);
-    let (mut child, addr) = tokio::task::spawn_blocking(move || spawn(cmd))
+    let (child, addr) = tokio::task::spawn_blocking(move || spawn(cmd))
         .await
         .expect("join");
+    // Stopped even when an assert fails (an orphan daemon would outlive the test run).
+    let _daemon = KillOnDrop(child);
     fh.connected().await;
     let mut sub = Subscriber::connect(addr, "").await;
     let mut seq_of: HashMap<&str, u64> = HashMap::new();
@@ -525,6 +527,14 @@ async fn every_fixture_through_the_real_binary() {
         None,
         "nothing else: no alert from a gift, like or join"
     );
-    child.kill().expect("stop liveguard");
-    let _ = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || child.wait())).await;
+}
+
+/// Kills and reaps the daemon when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::lenient::{Flag, Int, Obj, Text};
+use super::lenient::{Flag, Int, Obj, Text, Words};
 use crate::ingest::{Comment, Event, FrameError, Origin, User, UserSignals};
 
 /// Every field liveguard reads from a chat, at the top level or inside `user` (the flat
@@ -27,8 +27,8 @@ use crate::ingest::{Comment, Event, FrameError, Origin, User, UserSignals};
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Record {
-    comment: Text,
-    content: Text,
+    comment: Words,
+    content: Words,
     /// v2/v3 message header.
     common: Obj<Header>,
     /// v1 proto message header (Euler schema v1).
@@ -159,11 +159,12 @@ impl<'de> Deserialize<'de> for UserField {
 
 /// Builds the comment a chat record carries; `Missing` names the field that could not be read.
 pub fn comment(r: Record, origin: &Origin<'_>) -> Result<Event, FrameError> {
-    let text = r
-        .comment
-        .0
-        .or(r.content.0)
-        .ok_or(FrameError::Missing("comment"))?;
+    // A non-empty one of the two wins over an empty one.
+    let text = match (r.comment.0, r.content.0) {
+        (Some(c), Some(t)) if c.is_empty() => t,
+        (Some(c), _) | (None, Some(c)) => c,
+        (None, None) => return Err(FrameError::Missing("comment")),
+    };
     let header = r.common.0.or(r.event.0).unwrap_or_default();
     let (nested, name_only) = match r.user {
         UserField::Object(u) => (Some(*u), None),
@@ -188,12 +189,12 @@ pub fn comment(r: Record, origin: &Origin<'_>) -> Result<Event, FrameError> {
         .or(handle.clone())
         .ok_or(FrameError::Missing("userId"))?;
     let name = u.nickname.0.or(r.nickname.0);
+    // TikTok's createTime is ms in every generation; a hand-rolled `ts` may be seconds.
     let ts_ms = header
         .create_time
         .0
         .or(r.create_time.0)
-        .or(r.ts.0)
-        .map(to_ms)
+        .or(r.ts.0.map(to_ms))
         .unwrap_or(0);
     let msg_id = match header.msg_id.id().or(r.msg_id.id()) {
         Some(id) => id,
@@ -266,8 +267,8 @@ pub fn comment(r: Record, origin: &Origin<'_>) -> Result<Event, FrameError> {
     }))
 }
 
-/// Milliseconds from a time a relay sent: TikTok times are ms; anything below 10^11 (a date
-/// in 1973 as ms) is taken for seconds.
+/// Milliseconds from a hand-rolled relay's `ts`: anything below 10^11 (a date in 1973 as ms)
+/// is taken for seconds.
 fn to_ms(t: u64) -> u64 {
     if t > 0 && t < 100_000_000_000 {
         t.saturating_mul(1000)

@@ -93,6 +93,22 @@ impl Text {
     }
 }
 
+/// A comment's text: a string, empty or not (an emote-only chat has empty text), or a number
+/// written out.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Words(pub Option<String>);
+
+impl<'de> Deserialize<'de> for Words {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Words(match Scalar::deserialize(d)? {
+            Scalar::Str(s) => Some(s),
+            Scalar::Unsigned(n) => Some(n.to_string()),
+            Scalar::Signed(n) => Some(n.to_string()),
+            _ => None,
+        }))
+    }
+}
+
 /// A non-negative integer: a number or a numeric string.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Int(pub Option<u64>);

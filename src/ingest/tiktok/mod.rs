@@ -400,6 +400,14 @@ mod tests {
     }
 
     #[test]
+    fn an_emote_only_chat_is_a_comment_with_empty_text() {
+        let c = comment_of(
+            r#"{"content":"","user":{"id":"1"},"common":{"msgId":"5"},"emotes":[{"emoteId":"e"}]}"#,
+        );
+        assert_eq!((c.text.as_str(), c.msg_id.as_str()), ("", "5"));
+    }
+
+    #[test]
     fn synthetic_ids_name_the_source_and_fall_back_to_arrival_time() {
         let frame = r#"{"event":"chat","data":{"comment":"hi","user":{"userId":"7","uniqueId":"amy"}}}"#;
         let at = |source, received_ms| {
