@@ -477,8 +477,8 @@ impl Hub {
         }
     }
 
-    /// Marks retracted every recent alert that involves one of `msg_ids`, or any user of
-    /// `user_ids` (in `room`, when given).
+    /// Marks retracted every recent alert that involves one of `msg_ids` (in any room: message
+    /// ids are unique), or any user of `user_ids` (in `room`, when given).
     pub fn retract(&self, room: Option<String>, msg_ids: Vec<String>, user_ids: Vec<String>, now_ms: u64) {
         self.send(|_| Cmd::Retract {
             room,
@@ -677,6 +677,25 @@ mod tests {
         assert_eq!(hub.publish(alert("a", "m5")), 5, "and numbering continues");
         hub.flush().await;
         assert_eq!(hub.recent(1, None).expect("reads")[0].0, 5);
+        hub.close();
+    }
+
+    #[tokio::test]
+    async fn a_deletion_retracts_its_message_in_any_room_and_users_only_in_its_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = open(dir.path());
+        // A v1 chat carries no room: its alert sits in the source's room.
+        hub.publish(alert("source-room", "m1"));
+        hub.publish(alert("other-room", "m2"));
+        hub.retract(Some("live-room".into()), vec!["m1".into()], vec![], 10);
+        hub.retract(Some("live-room".into()), vec![], vec!["u1".into()], 11);
+        hub.flush().await;
+        assert_eq!(hub.get(1).expect("reads").map(|a| a.retracted), Some(true));
+        assert_eq!(
+            hub.get(2).expect("reads").map(|a| a.retracted),
+            Some(false),
+            "a user's deletion in one room leaves their alerts in another"
+        );
         hub.close();
     }
 }

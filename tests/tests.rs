@@ -17,6 +17,8 @@
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
 //! - `store`: alerts survive kill -9; replay after reconnect is exact; ticket reminders on an
 //!   injected clock, across a restart; bad databases fail start-up clearly.
+//! - `relays`: frames made by the real relay libraries (`tests/fixtures/relays/`): what
+//!   `--format tiktok` reads from each, and each through the real binary.
 
 mod util;
 
@@ -27,6 +29,7 @@ mod engine;
 mod insights;
 mod model;
 mod properties;
+mod relays;
 mod reload;
 mod service;
 mod shift;

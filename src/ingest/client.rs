@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
-use super::{parse_frame, Format, FrameError};
+use super::{parse_frame_from, Format, FrameError, Origin};
 use crate::classify::Scratch;
 use crate::health::SourceHealth;
 use crate::metrics::Metrics;
@@ -241,7 +241,12 @@ impl Conn<'_> {
         }
         let received_at = Instant::now();
         let received_ms = now_ms();
-        match parse_frame(self.cfg.format, text, self.default_room) {
+        let origin = Origin {
+            source: self.name,
+            room: self.default_room,
+            received_ms,
+        };
+        match parse_frame_from(self.cfg.format, text, &origin) {
             Ok(events) => {
                 for event in events {
                     let item = Ingested {

@@ -132,7 +132,8 @@ pub enum Event {
 pub enum Format {
     /// liveguard's own `liveguard.comment.v1` events.
     Canonical,
-    /// TikTok LIVE events as relayed by tools built on tiktok-live-connector.
+    /// TikTok LIVE events as relays send them (tiktok-live-connector 1.x/2.x, Euler Stream,
+    /// TikTokLive, TikFinity, tik.tools, hand-rolled): see [`tiktok`].
     Tiktok,
 }
 
@@ -155,7 +156,7 @@ pub enum FrameError {
     /// JSON, but not an event of this format.
     #[error("unknown event shape: {0}")]
     UnknownShape(String),
-    /// An event missing something it needs.
+    /// An event missing something it needs (or holding it in a form that cannot be read).
     #[error("missing field {0}")]
     Missing(&'static str),
     /// Over the configured frame size.
@@ -179,12 +180,32 @@ impl FrameError {
     }
 }
 
+/// Where a frame came from: what a reader needs besides the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The source's name (part of the synthetic id of a message that has none).
+    pub source: &'a str,
+    /// Room for events that carry none (TikTok v1 shapes).
+    pub room: &'a str,
+    /// When the frame arrived, ms since the epoch (0: unknown); the time of a synthetic id
+    /// when the frame has no time of its own.
+    pub received_ms: u64,
+}
+
 /// Parses one text frame of `format`. `default_room` names the room for events that carry
 /// none (the legacy TikTok shape).
 pub fn parse_frame(format: Format, frame: &str, default_room: &str) -> Result<Vec<Event>, FrameError> {
     match format {
         Format::Canonical => canonical::parse(frame),
         Format::Tiktok => tiktok::parse(frame, default_room),
+    }
+}
+
+/// Parses one text frame of `format` that arrived from `origin`.
+pub fn parse_frame_from(format: Format, frame: &str, origin: &Origin<'_>) -> Result<Vec<Event>, FrameError> {
+    match format {
+        Format::Canonical => canonical::parse(frame),
+        Format::Tiktok => tiktok::parse_from(frame, origin),
     }
 }
 

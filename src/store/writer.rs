@@ -292,12 +292,16 @@ impl Writer {
                         .hot
                         .map
                         .values()
-                        .filter(|a| !a.retracted && room.as_deref().is_none_or(|r| r == a.room))
+                        .filter(|a| !a.retracted)
                         .filter(|a| {
+                            // Message ids are unique on the platform: they match in any room,
+                            // so a deletion naming its room still finds an alert filed under
+                            // the source's room (a chat shape that carried none).
                             a.msg_ids.iter().any(|m| msg_ids.contains(m))
-                                || user_ids.contains(&a.user.id)
-                                || (a.kind != crate::alerts::AlertKind::Brigade
-                                    && a.users.iter().any(|u| user_ids.contains(u)))
+                                || (room.as_deref().is_none_or(|r| r == a.room)
+                                    && (user_ids.contains(&a.user.id)
+                                        || (a.kind != crate::alerts::AlertKind::Brigade
+                                            && a.users.iter().any(|u| user_ids.contains(u)))))
                         })
                         .map(|a| a.seq)
                         .collect();

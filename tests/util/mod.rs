@@ -252,7 +252,12 @@ pub fn run_command(source: &str, state: &Path) -> Command {
 /// Starts the real binary as `liveguard run` watching `source`, with its state in `state`;
 /// returns the child and the address it listens on. Its stderr keeps draining in a thread.
 pub fn spawn_daemon(source: &str, state: &Path) -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = run_command(source, state).spawn().expect("start liveguard run");
+    spawn(run_command(source, state))
+}
+
+/// Starts `command` (a [`run_command`], perhaps with more flags), as [`spawn_daemon`] does.
+pub fn spawn(mut command: Command) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = command.spawn().expect("start liveguard run");
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let addr = listening_addr(&mut stderr);
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
