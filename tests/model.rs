@@ -65,6 +65,33 @@ fn the_model_raises_what_the_rules_miss_and_says_so() {
     );
 }
 
+/// Regression: with a model trusted to overrule more (weak = 0.9, veto = 0.5) the SOP's own
+/// example 上次买的宝石有裂 was dropped (its n-grams had seen 没有裂纹 in praise).
+#[test]
+fn plain_complaints_and_attacks_keep_their_class_with_the_model() {
+    let set = shipped();
+    let mut s = Scratch::new();
+    for (text, want) in [
+        ("上次买的宝石有裂", "complaint"),
+        ("the stone I got last week is cracked", "complaint"),
+        ("my order still hasn't arrived after 2 weeks", "complaint"),
+        ("你们就是骗子", "attack"),
+        ("加我vx便宜一半", "attack"),
+        ("主播在吗", "neutral"),
+        ("会不会褪色？", "neutral"),
+    ] {
+        let v = classify(
+            &set,
+            &mut s,
+            Input {
+                text,
+                ..Input::default()
+            },
+        );
+        assert_eq!(v.class.as_str(), want, "{text}: {v:?}");
+    }
+}
+
 #[test]
 fn a_weak_rule_the_model_never_saw_is_not_overruled() {
     let dir = tempfile::tempdir().expect("tmp");
