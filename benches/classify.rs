@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use liveguard::classify::{classify, match_normalized, normalize_only, Input, Scratch};
+use liveguard::classify::{classify, match_normalized, model_features, normalize_only, Input, Scratch};
 use liveguard::ingest::Format;
 use liveguard::rules::{self, file::parse_str};
 use liveguard::simulate::{Generator, SimConfig};
@@ -59,6 +59,32 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             for (s, t) in scratches.iter_mut().zip(&comments) {
                 match_normalized(&set, s, black_box(t));
+            }
+        })
+    });
+
+    g.bench_function("model_opinion_1000", |b| {
+        // Pre-matched and decided, so this is the model's part alone: features and scoring.
+        let model = set.model.as_deref().expect("the shipped model loads");
+        let mut prepared: Vec<(Scratch, liveguard::classify::Verdict)> = comments
+            .iter()
+            .map(|t| {
+                let mut s = Scratch::new();
+                let v = classify(
+                    &set,
+                    &mut s,
+                    Input {
+                        text: t,
+                        ..Input::default()
+                    },
+                );
+                (s, v)
+            })
+            .collect();
+        b.iter(|| {
+            for (s, v) in prepared.iter_mut() {
+                model_features(&set, s, v);
+                black_box(model.probs(&s.feats));
             }
         })
     });

@@ -696,8 +696,6 @@ pub fn explain_model(rules: &RuleSet, text: &str) -> Option<ModelExplain> {
                 let kind = match kind {
                     Kind::Uni => "uni",
                     Kind::Bi => "bi",
-                    Kind::Tri => "tri",
-                    Kind::Sub => "sub",
                     _ => "edge",
                 };
                 let t = scratch.norm.text.get(s as usize..e as usize).unwrap_or("");

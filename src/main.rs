@@ -234,8 +234,8 @@ struct TrainArgs {
     /// dismissals, weighted by --feedback-weight, listed first so they win over older data.
     #[arg(long)]
     feedback: Vec<PathBuf>,
-    /// Weight of one floor decision against one written item.
-    #[arg(long, default_value_t = 4.0)]
+    /// Weight of one floor decision against one written item (a weight of w is w updates).
+    #[arg(long, default_value_t = 8.0)]
     feedback_weight: f32,
     /// Class table size in bits (rows = 2^bits).
     #[arg(long, default_value_t = liveguard::train::Options::default().bits)]

@@ -269,60 +269,66 @@ fn fit(data: &[Prepared], idx: &[usize], opts: &Options, info: ModelInfo) -> Mod
         rng.shuffle(&mut order);
         for &i in &order {
             let d = &data[i];
-            let mut z = bias;
-            for &h in &d.hashes {
-                let r = &w[row(h)];
-                for c in 0..3 {
-                    z[c] += r[c];
+            // AdaGrad normalises each feature's steps, so scaling a gradient by an item's
+            // weight would change nothing for features only that item has (a new slang word
+            // the floor reported): a weight of w is w updates instead.
+            let reps = d.weight.floor().max(1.0);
+            for _ in 0..reps as u32 {
+                let mut z = bias;
+                for &h in &d.hashes {
+                    let r = &w[row(h)];
+                    for c in 0..3 {
+                        z[c] += r[c];
+                    }
                 }
-            }
-            softmax(&mut z);
-            let scale = d.weight * class_weight[d.label];
-            let grad: [f32; 3] = std::array::from_fn(|c| (z[c] - f32::from(c == d.label)) * scale);
-            for &h in &d.hashes {
-                let r = row(h);
-                for c in 0..3 {
-                    let gr = grad[c] + opts.l2 * w[r][c];
-                    g[r][c] += gr * gr;
-                    w[r][c] -= opts.rate * gr / (g[r][c] + EPS).sqrt();
+                softmax(&mut z);
+                let scale = d.weight / reps * class_weight[d.label];
+                let grad: [f32; 3] = std::array::from_fn(|c| (z[c] - f32::from(c == d.label)) * scale);
+                for &h in &d.hashes {
+                    let r = row(h);
+                    for c in 0..3 {
+                        let gr = grad[c] + opts.l2 * w[r][c];
+                        g[r][c] += gr * gr;
+                        w[r][c] -= opts.rate * gr / (g[r][c] + EPS).sqrt();
+                    }
                 }
-            }
-            for c in 0..3 {
-                gbias[c] += grad[c] * grad[c];
-                bias[c] -= opts.rate * grad[c] / (gbias[c] + EPS).sqrt();
-            }
-            let Some(topic) = d.topic else { continue };
-            let mask = &topic_mask[d.label];
-            let mut tz = tbias;
-            for &h in &d.hashes {
-                let base = trow(h) * TOPICS;
+                for c in 0..3 {
+                    gbias[c] += grad[c] * grad[c];
+                    bias[c] -= opts.rate * grad[c] / (gbias[c] + EPS).sqrt();
+                }
+                let Some(topic) = d.topic else { continue };
+                let mask = &topic_mask[d.label];
+                let mut tz = tbias;
+                for &h in &d.hashes {
+                    let base = trow(h) * TOPICS;
+                    for t in 0..TOPICS {
+                        tz[t] += tw[base + t];
+                    }
+                }
+                // Softmax over the class's own topics only: that is how classify asks.
+                let max = (0..TOPICS)
+                    .filter(|&t| mask[t])
+                    .map(|t| tz[t])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
                 for t in 0..TOPICS {
-                    tz[t] += tw[base + t];
+                    tz[t] = if mask[t] { (tz[t] - max).exp() } else { 0.0 };
+                    sum += tz[t];
                 }
-            }
-            // Softmax over the class's own topics only: that is how classify asks.
-            let max = (0..TOPICS)
-                .filter(|&t| mask[t])
-                .map(|t| tz[t])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for t in 0..TOPICS {
-                tz[t] = if mask[t] { (tz[t] - max).exp() } else { 0.0 };
-                sum += tz[t];
-            }
-            let tgrad: [f32; TOPICS] =
-                std::array::from_fn(|t| (tz[t] / sum - f32::from(t == topic)) * d.weight);
-            for &h in &d.hashes {
-                let base = trow(h) * TOPICS;
+                let tgrad: [f32; TOPICS] =
+                    std::array::from_fn(|t| (tz[t] / sum - f32::from(t == topic)) * d.weight / reps);
+                for &h in &d.hashes {
+                    let base = trow(h) * TOPICS;
+                    for t in (0..TOPICS).filter(|&t| mask[t]) {
+                        let gr = tgrad[t] + opts.l2 * tw[base + t];
+                        tg[base + t] += gr * gr;
+                        tw[base + t] -= opts.rate * gr / (tg[base + t] + EPS).sqrt();
+                    }
+                }
                 for t in (0..TOPICS).filter(|&t| mask[t]) {
-                    let gr = tgrad[t] + opts.l2 * tw[base + t];
-                    tg[base + t] += gr * gr;
-                    tw[base + t] -= opts.rate * gr / (tg[base + t] + EPS).sqrt();
+                    tgbias[t] += tgrad[t] * tgrad[t];
+                    tbias[t] -= opts.rate * tgrad[t] / (tgbias[t] + EPS).sqrt();
                 }
-            }
-            for t in (0..TOPICS).filter(|&t| mask[t]) {
-                tgbias[t] += tgrad[t] * tgrad[t];
-                tbias[t] -= opts.rate * tgrad[t] / (tgbias[t] + EPS).sqrt();
             }
         }
     }

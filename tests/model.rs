@@ -176,7 +176,7 @@ fn train_names_each_bad_line() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     for want in [
         "bad.jsonl:2: label \"angry\"",
-        "bad.jsonl:3: not a JSON object",
+        "bad.jsonl:3: not valid JSON",
         "bad.jsonl:4: topic \"spam\" is not a complaint topic",
     ] {
         assert!(err.contains(want), "{want} in {err}");
@@ -242,14 +242,7 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
     copy_dir(&repo().join("rules"), rules.path());
     // A model with a bad habit, as noisy data gives: "the lighting is dreamy" taken for spam.
     let planted = rules.path().join("planted.jsonl");
-    let habit = [
-        "今天的灯光好梦幻",
-        "灯光好梦幻呀",
-        "这个灯光好梦幻",
-        "直播间灯光好梦幻",
-        "灯光真的好梦幻",
-        "哇灯光好梦幻",
-    ];
+    let habit = ["今天的灯光好梦幻", "灯光好梦幻呀", "这个灯光好梦幻"];
     let lines: Vec<String> = habit
         .iter()
         .map(|t| serde_json::json!({"text": t, "label": "attack", "topic": "spam"}).to_string())
@@ -273,8 +266,15 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         "灯光好梦幻啊主播",
         "背景灯光好梦幻",
         "灯光梦幻得不行",
-        "灯光好梦幻好喜欢",
+        "灯光好梦幻耶",
     ];
+    // Two more of that shape the floor never touches: raised now, checked after the retrain.
+    let later = ["灯光太梦幻了吧", "今天灯光调得好梦幻"];
+    for text in later {
+        let a = first_alert_after(&fh, &mut sub, &mut n, text).await;
+        assert!(!is_sentinel(&a), "precondition: the model raises {text:?}");
+        let _ = sub.next_alert().await;
+    }
     for text in fp {
         let a = first_alert_after(&fh, &mut sub, &mut n, text).await;
         assert!(!is_sentinel(&a), "precondition: the model raises {text:?}");
@@ -348,7 +348,7 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         "{a}"
     );
     let _ = sub.next_alert().await;
-    for text in ["灯光太梦幻了吧", "今天灯光调得好梦幻"] {
+    for text in later {
         let a = first_alert_after(&fh, &mut sub, &mut n, text).await;
         assert!(is_sentinel(&a), "the dismissed shape no longer alerts: {a}");
     }

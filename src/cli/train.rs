@@ -108,7 +108,7 @@ fn plain_json_error(e: &serde_json::Error) -> String {
         let msg = msg.split(" at line").next().unwrap_or(&msg);
         format!("not a training line ({msg}); expected {{\"text\", \"label\", \"topic\"?}}")
     } else {
-        "not a JSON object".into()
+        "not valid JSON (one object per line)".into()
     }
 }
 

@@ -131,17 +131,15 @@ impl Model {
         topic_bias: [f32; TOPICS],
         info: ModelInfo,
     ) -> Self {
-        let class_w = cq
-            .chunks_exact(3)
-            .map(|r| [r[0] as f32 * cs, r[1] as f32 * cs, r[2] as f32 * cs, 0.0])
-            .collect();
-        let topic_w = tq.iter().map(|&q| q as f32 * ts).collect();
+        let class_w = cq.chunks_exact(3).map(|r| [r[0], r[1], r[2], 0]).collect();
         Self {
             bits,
             topic_bits,
             class_w,
+            class_scale: cs,
             class_bias,
-            topic_w,
+            topic_w: tq.to_vec(),
+            topic_scale: ts,
             topic_bias,
             info,
         }
@@ -149,8 +147,9 @@ impl Model {
 
     /// The file's bytes. Deterministic: the same model always gives the same bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let (cs, cq) = quantise(self.class_w.iter().flat_map(|r| r[..3].iter().copied()));
-        let (ts, tq) = quantise(self.topic_w.iter().copied());
+        let (cs, ts) = (self.class_scale, self.topic_scale);
+        let cq: Vec<i8> = self.class_w.iter().flat_map(|r| r[..3].iter().copied()).collect();
+        let tq = &self.topic_w;
         let header = Header {
             format: FORMAT,
             features: features::VERSION,

@@ -5,9 +5,9 @@
 //! script: `classify` asks the model only where the rules are silent or weak.
 //!
 //! # Resource usage
-//! One table of `2^bits` rows of three weights and one of `2^topic_bits` rows of one weight
-//! per topic (4 MiB and 3.3 MiB in memory at the shipped sizes); scoring a comment is one
-//! row read per feature.
+//! One table of `2^bits` rows of three one-byte weights and one of `2^topic_bits` rows of one
+//! byte per topic (1 MiB and 0.8 MiB at the shipped sizes, as in the file); scoring a comment
+//! is one 4-byte row read and three integer adds per feature.
 //!
 //! # Why a model of our own
 //! fastText through a Rust binding (`fasttext` crate) needs a C++ build and its models run to
@@ -33,12 +33,18 @@ pub const CLASSES: [Class; 3] = [Class::Complaint, Class::Attack, Class::Neutral
 pub struct Model {
     bits: u32,
     topic_bits: u32,
-    /// `2^bits` rows: complaint, attack, neutral weights (the fourth lane pads to 16 bytes).
-    class_w: Vec<[f32; 4]>,
-    class_bias: [f32; 3],
-    /// `2^topic_bits` rows of [`TOPICS`] weights, flattened.
-    topic_w: Vec<f32>,
-    topic_bias: [f32; TOPICS],
+    /// `2^bits` rows: complaint, attack, neutral weights as stored (one byte each; the fourth
+    /// lane pads a row to 4 bytes). Kept quantised: a 1 MiB table stays in cache where floats
+    /// (4 MiB) missed it on every feature.
+    pub(crate) class_w: Vec<[i8; 4]>,
+    /// Multiplies a sum of `class_w` entries into a logit.
+    pub(crate) class_scale: f32,
+    pub(crate) class_bias: [f32; 3],
+    /// `2^topic_bits` rows of [`TOPICS`] weights, flattened, quantised.
+    pub(crate) topic_w: Vec<i8>,
+    /// Multiplies a sum of `topic_w` entries into a logit.
+    pub(crate) topic_scale: f32,
+    pub(crate) topic_bias: [f32; TOPICS],
     /// What the file says about itself.
     pub info: ModelInfo,
 }
@@ -129,16 +135,22 @@ impl Model {
 
     /// Class probabilities for a comment's features.
     pub fn probs(&self, f: &Features) -> Probs {
-        let mut acc = [self.class_bias[0], self.class_bias[1], self.class_bias[2], 0.0];
+        let mut acc = [0i32; 4];
         for &h in &f.hashes {
             // In bounds: the row index has `bits` bits and the table has 2^bits rows.
             if let Some(w) = self.class_w.get(self.row(h)) {
                 for k in 0..4 {
-                    acc[k] += w[k];
+                    acc[k] += i32::from(w[k]);
                 }
             }
         }
-        let mut p = [acc[0], acc[1], acc[2]];
+        let s = self.class_scale;
+        let b = self.class_bias;
+        let mut p = [
+            b[0] + acc[0] as f32 * s,
+            b[1] + acc[1] as f32 * s,
+            b[2] + acc[2] as f32 * s,
+        ];
         softmax(&mut p);
         Probs {
             complaint: p[0],
@@ -150,14 +162,18 @@ impl Model {
     /// The most probable topic of `class` (complaint or attack), with its probability among
     /// that class's topics.
     pub fn topic(&self, f: &Features, class: Class) -> Option<(Topic, f32)> {
-        let mut acc = self.topic_bias;
+        let mut sums = [0i32; TOPICS];
         for &h in &f.hashes {
             let r = self.topic_row(h) * TOPICS;
             if let Some(w) = self.topic_w.get(r..r + TOPICS) {
-                for (a, x) in acc.iter_mut().zip(w) {
-                    *a += x;
+                for (a, &x) in sums.iter_mut().zip(w) {
+                    *a += i32::from(x);
                 }
             }
+        }
+        let mut acc = self.topic_bias;
+        for (a, &x) in acc.iter_mut().zip(&sums) {
+            *a += x as f32 * self.topic_scale;
         }
         let mut best: Option<(Topic, f32)> = None;
         let mut sum = 0.0;
@@ -181,7 +197,8 @@ impl Model {
         let Some(w) = f.hashes.get(i).and_then(|&h| self.class_w.get(self.row(h))) else {
             return 0.0;
         };
-        w[class_index(class)] - w[class_index(Class::Neutral)]
+        f32::from(i16::from(w[class_index(class)]) - i16::from(w[class_index(Class::Neutral)]))
+            * self.class_scale
     }
 
     /// Whether the model saw the rule group with feature hash `h` fire in training.
