@@ -269,7 +269,7 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         "灯光好梦幻耶",
     ];
     // Two more of that shape the floor never touches: raised now, checked after the retrain.
-    let later = ["灯光太梦幻了吧", "今天灯光调得好梦幻"];
+    let later = ["这灯光好梦幻", "灯光太梦幻了吧"];
     for text in later {
         let a = first_alert_after(&fh, &mut sub, &mut n, text).await;
         assert!(!is_sentinel(&a), "precondition: the model raises {text:?}");
@@ -290,7 +290,7 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         assert!(is_sentinel(&s), "{s}");
     }
     // And reports a handful of comments liveguard missed: new slang for broken ("zonked").
-    let missed = "my new anklet arrived zonked";
+    let missed = "my earrings came zonked";
     assert!(
         is_sentinel(&first_alert_after(&fh, &mut sub, &mut n, missed).await),
         "precondition: {missed:?} is missed"
@@ -339,8 +339,8 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
     train_into(rules.path(), &[&planted_arg, "--feedback", &db_arg]);
     wait_metric(d.addr, "liveguard_rules_reloads_total{kind=\"ok\"}", 1.0).await;
 
-    // New comments of both shapes, never seen in training.
-    let a = first_alert_after(&fh, &mut sub, &mut n, "the hoops showed up zonked").await;
+    // The same comments as before the retrain (never labelled: nobody acted on them).
+    let a = first_alert_after(&fh, &mut sub, &mut n, missed).await;
     assert!(!is_sentinel(&a), "the missed shape now alerts");
     assert_eq!(
         (a["class"].as_str(), a["source"].as_str()),
