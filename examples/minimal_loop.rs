@@ -14,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut terms = Vec::new();
     let mut normalizer = Normalizer::default();
     let mut norm = Normalized::default();
-    for f in liveguard::rules::RuleSource::Dir("rules".into()).files()? {
+    let files = liveguard::rules::RuleSource::Dir("rules".into())
+        .files()
+        .map_err(|e| e.to_string())?;
+    for f in files {
         if !f.has_ext("toml") {
             continue;
         }
