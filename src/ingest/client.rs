@@ -267,6 +267,6 @@ impl Conn<'_> {
 
     fn bad_frame(&self, e: &FrameError) {
         self.metrics.parse_error(self.name, e.reason());
-        tracing::debug!(reason = e.reason(), error = %e, "frame skipped");
+        tracing::debug!(reason = e.reason(), error = %crate::logsafe::Esc(&e.to_string()), "frame skipped");
     }
 }
