@@ -13,6 +13,8 @@
 //! - `model`: the learned second opinion: what it raises and says, byte-for-byte retraining,
 //!   a damaged model file, and the floor's decisions retraining it.
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
+//! - `security`: the route table walked with no, wrong and wrong-role tokens; protected mode;
+//!   Host and Origin checks; console login; overlay tokens; SIGHUP token reload; TLS.
 //! - `service`: the systemd unit (verify, security score) and sd_notify on a fake socket.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
 //! - `store`: alerts survive kill -9; replay after reconnect is exact; ticket reminders on an
@@ -28,6 +30,7 @@ mod insights;
 mod model;
 mod properties;
 mod reload;
+mod security;
 mod service;
 mod shift;
 mod shipped;

@@ -139,14 +139,20 @@ fn delete(d: Any) -> Event {
 }
 
 fn chat(d: Any, default_room: &str) -> Result<Event, FrameError> {
-    let text = d.comment.or(d.content).ok_or(FrameError::Missing("comment"))?;
+    let text = d
+        .comment
+        .or(d.content)
+        .ok_or(FrameError::Missing("comment".into()))?;
     let common = d.common.unwrap_or_default();
     let nested = d.user.unwrap_or_default();
-    let msg_id = common.msg_id.or(d.msg_id).ok_or(FrameError::Missing("msgId"))?;
+    let msg_id = common
+        .msg_id
+        .or(d.msg_id)
+        .ok_or(FrameError::Missing("msgId".into()))?;
     let user_id = nested
         .user_id
         .or(d.user_id)
-        .ok_or(FrameError::Missing("userId"))?;
+        .ok_or(FrameError::Missing("userId".into()))?;
     let id = d.user_identity.unwrap_or_default();
     let follower_count = nested
         .follow_info
