@@ -10,6 +10,8 @@
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
 //!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
+//! - `faults`: stalled, half-closed and garbage upstreams; Close answered; idle sockets and
+//!   1,000 idle connections closed; SIGTERM under load losing no accepted alert.
 //! - `model`: the learned second opinion: what it raises and says, byte-for-byte retraining,
 //!   a damaged model file, and the floor's decisions retraining it.
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
@@ -26,6 +28,7 @@ mod browser;
 mod cli;
 mod daemon;
 mod engine;
+mod faults;
 mod insights;
 mod model;
 mod properties;

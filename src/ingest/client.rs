@@ -218,12 +218,8 @@ impl Conn<'_> {
                     Some(Err(e)) => {
                         use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
                         match &e {
-                            // The frame was read whole; the connection can go on.
-                            WsError::Utf8(_) => {
-                                self.bad_frame(&FrameError::NotUtf8);
-                                silent.as_mut().reset(tokio::time::Instant::now() + idle);
-                                continue;
-                            }
+                            // tokio-tungstenite ends the stream after any error: count, reconnect.
+                            WsError::Utf8(_) => self.bad_frame(&FrameError::NotUtf8),
                             WsError::Capacity(CapacityError::MessageTooLong { size, .. }) => {
                                 self.bad_frame(&FrameError::TooLarge(*size));
                             }

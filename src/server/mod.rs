@@ -369,8 +369,10 @@ async fn incoming(
     live: &mut Liveness,
 ) -> Incoming {
     match m {
-        Some(Ok(Message::Close(frame))) => {
-            let _ = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Close(frame))).await;
+        Some(Ok(Message::Close(_))) => {
+            // tungstenite queued the reply when it read the Close; closing the sink writes
+            // it out (a second Close frame would be refused as a send after closing).
+            let _ = tokio::time::timeout(SEND_TIMEOUT, tx.close()).await;
             Incoming::Stop
         }
         Some(Ok(_)) => {

@@ -221,6 +221,17 @@ impl Subscriber {
         }
     }
 
+    /// The next message, or None once the socket has ended (or nothing came within [`WAIT`]).
+    pub async fn next_or_end(&mut self) -> Option<serde_json::Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
+    }
+
     /// Waits until the daemon closes the socket (a close frame or the end of the stream).
     pub async fn wait_closed(&mut self) {
         let closed = tokio::time::timeout(WAIT, async {
