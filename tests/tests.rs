@@ -19,6 +19,8 @@
 //!   Host and Origin checks; console login; overlay tokens; SIGHUP token reload; TLS.
 //! - `service`: the systemd unit (verify, security score) and sd_notify on a fake socket.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
+//! - `tls`: HTTPS from `[tls]`, a renewed certificate on SIGHUP; a `wss://` upstream through
+//!   the system roots.
 //! - `store`: alerts survive kill -9; replay after reconnect is exact; ticket reminders on an
 //!   injected clock, across a restart; bad databases fail start-up clearly.
 
@@ -38,3 +40,4 @@ mod service;
 mod shift;
 mod shipped;
 mod store;
+mod tls;
