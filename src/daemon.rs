@@ -596,3 +596,27 @@ impl Daemon {
         tracing::info!("stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_comment_is_caught_counted_and_the_worker_goes_on() {
+        let m = Metrics::new();
+        let mut handled = 0;
+        for i in 0..3 {
+            let ok = supervised(&m, 0, || {
+                assert!(i != 1, "boom on comment {i}");
+                handled += 1;
+            });
+            assert_eq!(ok, i != 1);
+        }
+        assert_eq!(handled, 2, "the comments after the panic were handled");
+        assert!(
+            m.render().contains("liveguard_worker_panics_total 1"),
+            "{}",
+            m.render()
+        );
+    }
+}

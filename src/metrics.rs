@@ -622,3 +622,32 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_event_kinds_fold_into_other_past_the_cap() {
+        let m = Metrics::new();
+        m.set_label_cap(3);
+        for i in 0..5_000 {
+            m.ignored(&format!("kind-{}", i % 1_000));
+        }
+        m.ignored("kind-0");
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("liveguard_events_ignored_total{"))
+            .count();
+        assert_eq!(series, 4, "three kinds and other:\n{text}");
+        assert!(
+            text.contains("liveguard_events_ignored_total{kind=\"kind-0\"} 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("liveguard_events_ignored_total{kind=\"other\"} 4985"),
+            "{text}"
+        );
+    }
+}
