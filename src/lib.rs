@@ -16,6 +16,7 @@
 //! - [`auth`], [`limits`], [`tls`]: who may use the server (tokens, roles, sessions), the
 //!   bounds on what any client or relay can make it hold, HTTPS; [`logsafe`] escapes viewer
 //!   text in logs.
+//! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`, and replayed by `cargo test`).
 //! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
 //!   feed strings.
 
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fuzzing;
 pub mod health;
 
 pub mod alerts;

@@ -12,6 +12,7 @@
 //!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
 //! - `faults`: stalled, half-closed and garbage upstreams; Close answered; idle sockets and
 //!   1,000 idle connections closed; SIGTERM under load losing no accepted alert.
+//! - `fuzz_corpus`: the fuzz targets' kept corpus replayed, plus random bytes, on stable.
 //! - `model`: the learned second opinion: what it raises and says, byte-for-byte retraining,
 //!   a damaged model file, and the floor's decisions retraining it.
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
@@ -31,6 +32,7 @@ mod cli;
 mod daemon;
 mod engine;
 mod faults;
+mod fuzz_corpus;
 mod insights;
 mod model;
 mod properties;
