@@ -54,6 +54,15 @@ pub struct Config {
     pub store: StoreConfig,
     /// Ticket deadlines (`[tickets]`, `[tickets.rooms.ROOM]`).
     pub tickets: TicketConfig,
+    /// Tokens, roles and the browser checks (`[auth]`, `[[auth.token]]`).
+    pub auth: crate::auth::AuthConfig,
+    /// HTTPS for the server (`[tls]`); absent: plain HTTP.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Sizes, rates and timeouts (`[limits]`).
+    pub limits: crate::limits::Limits,
+    /// The file this was loaded from (SIGHUP re-reads its `[auth]` and `[tls]`).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// Default of [`Config::source_down_ms`]: 15 s.
@@ -77,6 +86,10 @@ impl Default for Config {
             signals: SignalConfig::default(),
             store: StoreConfig::default(),
             tickets: TicketConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
+            tls: None,
+            limits: crate::limits::Limits::default(),
+            path: None,
         }
     }
 }
@@ -159,7 +172,9 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }])
         })?;
-        Self::parse(&text, path)
+        let mut cfg = Self::parse(&text, path)?;
+        cfg.path = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     /// Parses and checks configuration text (`path` only names it in errors): every syntax
@@ -278,6 +293,34 @@ impl Config {
                 out.push(problem(&["store", name], "must be at least 1".into()));
             }
         }
+        match crate::auth::Keyring::build(&self.auth) {
+            Ok(ring) => {
+                if let Some(p) = self.unprotected(&ring) {
+                    out.push(p);
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    let crate::auth::AuthError::Token { index, message, .. } = e;
+                    out.push(Problem {
+                        key: vec![
+                            Key::Name("auth".into()),
+                            Key::Name("token".into()),
+                            Key::Index(index),
+                        ],
+                        message,
+                    });
+                }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+                out.push(problem(&["tls"], "needs both cert and key".into()));
+            }
+        }
+        for name in self.limits.zeros() {
+            out.push(problem(&["limits", name], "must be at least 1".into()));
+        }
         if self.source_down_ms == 0 {
             out.push(problem(&["source_down_ms"], "must be above 0 ms".into()));
         }
@@ -289,6 +332,27 @@ impl Config {
             out.push(Problem { key, message });
         }
         out
+    }
+}
+
+impl Config {
+    /// Protected mode: without tokens only a loopback address may be served. The problem
+    /// names the fix.
+    pub fn unprotected(&self, ring: &crate::auth::Keyring) -> Option<Problem> {
+        let addr = self.listen.parse::<std::net::SocketAddr>().ok()?;
+        if !ring.is_open() || addr.ip().is_loopback() {
+            return None;
+        }
+        Some(problem(
+            &["listen"],
+            format!(
+                "{addr} is reachable from other machines and no [[auth.token]] is configured, so \
+                 anyone on the network could act on air: add a token (`[[auth.token]]` with name, \
+                 role = \"manager\" and token_file; see README \"Security\") or listen on \
+                 127.0.0.1:{}",
+                addr.port()
+            ),
+        ))
     }
 }
 

@@ -42,6 +42,9 @@ pub enum StartError {
     /// The state database cannot be used.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running daemon.
@@ -74,6 +77,24 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         return Err(StartError::Config(problems.join("; ")));
     }
     crate::normalize::warm_up();
+    // Token files and the certificate are files: read off the async threads.
+    let (auth, tls_cfg) = (cfg.auth.clone(), cfg.tls.clone());
+    let (keyring, tls) = tokio::task::spawn_blocking(move || {
+        let ring = crate::auth::Keyring::build(&auth);
+        let tls = tls_cfg.as_ref().map(crate::tls::load).transpose();
+        (ring, tls)
+    })
+    .await
+    .map_err(|e| StartError::Config(format!("loading tokens: {e}")))?;
+    let keyring = keyring.map_err(|errs| {
+        StartError::Config(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let tls = tls?.map(|c| Arc::new(crate::tls::Reloadable::new(c)));
     let source = RuleSource::resolve(cfg.rules.as_deref());
     let set = rules::load(&source)?;
     tracing::info!(rules = %source, packs = set.packs.len(), terms = set.term_count, "rules loaded");
@@ -89,21 +110,26 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
+    metrics.set_label_cap(cfg.limits.max_label_values);
     let hub = Hub::open(
         &cfg.store,
         cfg.tickets.clone(),
         cfg.fanout_capacity,
         metrics.clone(),
     )?;
-    let pipeline = Arc::new(Pipeline::new(
-        rules.clone(),
-        Signals::new(cfg.signals.clone()),
-        hub.clone(),
-        metrics.clone(),
-    ));
+    let pipeline = Arc::new(
+        Pipeline::new(
+            rules.clone(),
+            Signals::new(cfg.signals.clone()),
+            hub.clone(),
+            metrics.clone(),
+        )
+        .with_comment_chars(cfg.limits.comment_chars),
+    );
     let (trigger, shutdown) = shutdown::channel();
     let reload_status = crate::reload::SharedStatus::default();
     let reload_tasks = spawn_reload(&cfg, &source, &rules, &reload_status, &metrics, &trigger);
+    let mut others: Vec<JoinHandle<()>> = Vec::new();
     let (intake, receivers) = Intake::new(cfg.workers, cfg.queue_capacity, rules.clone(), metrics.clone());
     let intake = Arc::new(intake);
 
@@ -122,7 +148,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
                 while rx.recv_many(&mut batch, 64).await > 0 {
                     let now = clock.now_ms();
                     for item in batch.drain(..) {
-                        pipeline.handle(&mut state, item, now);
+                        supervised(&pipeline.metrics, i, || pipeline.handle(&mut state, item, now));
                     }
                 }
                 tracing::debug!(worker = i, "worker drained");
@@ -177,7 +203,30 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
 
     // Prompts for the streamers' overlays: a small buffer, a prompt is only useful live.
     let (overlay, _) = tokio::sync::broadcast::channel(256);
-    let auto_overlay = spawn_auto_overlay(&cfg.overlay_auto_rooms, &hub, &overlay, trigger.subscribe());
+    let auto_overlay = spawn_auto_overlay(
+        &cfg.overlay_auto_rooms,
+        &cfg.limits,
+        &hub,
+        &metrics,
+        &overlay,
+        trigger.subscribe(),
+    );
+    let guard = Arc::new(server::guard::Guard::new(
+        &cfg.auth,
+        &cfg.limits,
+        addr,
+        keyring,
+        tls.is_some(),
+        server::route_table(),
+        metrics.clone(),
+    ));
+    others.extend(spawn_secrets_reload(
+        &cfg,
+        &guard,
+        tls.as_ref(),
+        &metrics,
+        &trigger,
+    ));
     let state = AppState {
         hub: hub.clone(),
         metrics: metrics.clone(),
@@ -189,23 +238,26 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         clock: clock.clone(),
         reload: reload_status,
         health,
+        guard,
+        limits: cfg.limits.clone(),
+        sockets: Arc::default(),
     };
-    let app = server::router(state);
-    let mut server_shutdown = shutdown;
-    let server = tokio::spawn(async move {
-        // Alerts are small and must go out at once: no Nagle delay waiting for the
-        // subscriber's ACK (measured: ~40 ms added to p99 without it).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve =
-            axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.wait().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
-    tracing::info!(%addr, "listening");
-    let mut others = vec![sweeper, server, health_task];
+    let app = server::router(state, &cfg.auth.cors_origins);
+    let serve = server::listen::Serve {
+        max_connections: cfg.limits.max_connections,
+        handshake_timeout: Duration::from_millis(cfg.limits.handshake_timeout_ms),
+        tls,
+        metrics: metrics.clone(),
+    };
+    let server = tokio::spawn(server::listen::run(
+        listener,
+        app,
+        serve,
+        shutdown,
+        Duration::from_secs(5),
+    ));
+    tracing::info!(%addr, tls = cfg.tls.is_some(), tokens = cfg.auth.token.len(), "listening");
+    others.extend([sweeper, server, health_task]);
     others.extend(auto_overlay);
     others.extend(reload_tasks);
     others.extend(watchdog);
@@ -219,6 +271,130 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         workers,
         others,
     })
+}
+
+/// Runs one comment's handling; a panic in it is caught, logged and counted, and the worker
+/// goes on with the next comment (a silent stop would leave the room unwatched).
+pub fn supervised(metrics: &Metrics, worker: usize, f: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            metrics.worker_panics.inc();
+            tracing::error!(worker, panic = %crate::logsafe::Esc(&what), "handling a comment panicked; the worker goes on");
+            false
+        }
+    }
+}
+
+/// SIGHUP re-reads the config file's `[auth]` tokens (files and variables included) and the
+/// `[tls]` certificate and key; what loads is swapped in, what does not is logged and
+/// counted and the old set stays. Sessions of tokens that are gone end with them.
+fn spawn_secrets_reload(
+    cfg: &Config,
+    guard: &Arc<server::guard::Guard>,
+    tls: Option<&Arc<crate::tls::Reloadable>>,
+    metrics: &Arc<Metrics>,
+    trigger: &Trigger,
+) -> Option<JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; tokens reload only on restart");
+                return None;
+            }
+        };
+        let (path, listen) = (cfg.path.clone(), cfg.listen.clone());
+        let (fallback_auth, fallback_tls) = (cfg.auth.clone(), cfg.tls.clone());
+        let (guard, tls, metrics) = (guard.clone(), tls.cloned(), metrics.clone());
+        let mut shutdown = trigger.subscribe();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    s = hup.recv() => if s.is_none() { return },
+                }
+                let (path, listen, fa, ft) = (
+                    path.clone(),
+                    listen.clone(),
+                    fallback_auth.clone(),
+                    fallback_tls.clone(),
+                );
+                let has_tls = tls.is_some();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    reload_secrets(path.as_deref(), &listen, fa, ft, has_tls)
+                })
+                .await;
+                match loaded {
+                    Ok(Ok((ring, tls_cfg))) => {
+                        let n = ring.len();
+                        guard.keyring.store(Arc::new(ring));
+                        if let (Some(t), Some(c)) = (&tls, tls_cfg) {
+                            t.store(c);
+                        }
+                        metrics.auth_reload(true);
+                        tracing::info!(tokens = n, "tokens and certificate reloaded");
+                    }
+                    Ok(Err(e)) => {
+                        metrics.auth_reload(false);
+                        tracing::error!(error = %e, "tokens or certificate reload failed; keeping the old ones");
+                    }
+                    Err(e) => {
+                        metrics.auth_reload(false);
+                        tracing::error!(error = %e, "tokens reload crashed; keeping the old ones");
+                    }
+                }
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (cfg, guard, tls, metrics, trigger);
+        None
+    }
+}
+
+/// Reads `[auth]` and `[tls]` afresh (blocking): from the config file when there is one,
+/// else the start-up settings (token files and variables are still re-read).
+fn reload_secrets(
+    path: Option<&std::path::Path>,
+    listen: &str,
+    auth: crate::auth::AuthConfig,
+    tls: Option<crate::tls::TlsConfig>,
+    has_tls: bool,
+) -> Result<(crate::auth::Keyring, Option<Arc<rustls::ServerConfig>>), String> {
+    let (auth, tls) = match path {
+        Some(p) => {
+            let cfg = Config::load(p).map_err(|e| e.to_string())?;
+            (cfg.auth, cfg.tls)
+        }
+        None => (auth, tls),
+    };
+    let ring = crate::auth::Keyring::build(&auth).map_err(|errs| {
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let protected = Config {
+        listen: listen.to_string(),
+        ..Config::default()
+    };
+    if let Some(p) = protected.unprotected(&ring) {
+        return Err(p.to_string());
+    }
+    let tls = match (has_tls, tls) {
+        (true, Some(t)) => Some(crate::tls::load(&t).map_err(|e| e.to_string())?),
+        (true, None) => return Err("[tls] was removed: restart to serve plain HTTP".into()),
+        (false, _) => None,
+    };
+    Ok((ring, tls))
 }
 
 /// Under systemd with `WatchdogSec=`, pings `WATCHDOG=1` at half the period, but only while
@@ -356,9 +532,13 @@ fn spawn_reload(
 
 /// For rooms configured to (`overlay_auto_rooms`), strong complaints appear on the overlay as
 /// invite prompts without a click. Off for every room unless its config says so.
+/// Viewer-chosen names go on air unreviewed here, so names are cut and stripped of links and
+/// each room gets at most `overlay_auto_per_minute` prompts (the rest dropped, counted).
 fn spawn_auto_overlay(
     rooms: &[String],
+    limits: &crate::limits::Limits,
     hub: &Arc<Hub>,
+    metrics: &Arc<Metrics>,
     overlay: &tokio::sync::broadcast::Sender<Arc<server::actions::Prompt>>,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> Option<JoinHandle<()>> {
@@ -368,6 +548,10 @@ fn spawn_auto_overlay(
     let rooms: Vec<String> = rooms.to_vec();
     let mut alerts = hub.subscribe();
     let overlay = overlay.clone();
+    let air = server::actions::OnAir::from(limits);
+    let per_minute = limits.overlay_auto_per_minute;
+    let rate = crate::limits::Buckets::new(per_minute, 60_000, per_minute, rooms.len().max(1));
+    let metrics = metrics.clone();
     Some(tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -376,7 +560,11 @@ fn spawn_auto_overlay(
                     Ok(m) if m.kind == crate::alerts::MsgKind::Alert && rooms.iter().any(|r| *r == *m.room)
                         && m.alert.verdict.action == crate::taxonomy::Action::InviteCostream
                         && !m.alert.backlog => {
-                        if let Some(p) = server::actions::prompt_for(&m.alert, "invite", now_ms()) {
+                        if !rate.take(&m.room, now_ms()) {
+                            metrics.limited("overlay_rate");
+                            continue;
+                        }
+                        if let Some(p) = server::actions::prompt_for(&m.alert, "invite", now_ms(), &air, &metrics) {
                             let _ = overlay.send(Arc::new(p));
                         }
                     }
@@ -406,5 +594,29 @@ impl Daemon {
         let hub = self.hub.clone();
         let _ = tokio::task::spawn_blocking(move || hub.close()).await;
         tracing::info!("stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_comment_is_caught_counted_and_the_worker_goes_on() {
+        let m = Metrics::new();
+        let mut handled = 0;
+        for i in 0..3 {
+            let ok = supervised(&m, 0, || {
+                assert!(i != 1, "boom on comment {i}");
+                handled += 1;
+            });
+            assert_eq!(ok, i != 1);
+        }
+        assert_eq!(handled, 2, "the comments after the panic were handled");
+        assert!(
+            m.render().contains("liveguard_worker_panics_total 1"),
+            "{}",
+            m.render()
+        );
     }
 }

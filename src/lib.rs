@@ -13,6 +13,10 @@
 //!   committed before it is announced, with [`tickets`] (deadlines, reminders) and insights.
 //! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all; [`health`]
 //!   says when a source or the store fails (`/healthz` 503, an ops alert, the console banner).
+//! - [`auth`], [`limits`], [`tls`]: who may use the server (tokens, roles, sessions), the
+//!   bounds on what any client or relay can make it hold, HTTPS; [`logsafe`] escapes viewer
+//!   text in logs.
+//! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`, and replayed by `cargo test`).
 //! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
 //!   feed strings.
 
@@ -21,10 +25,14 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fuzzing;
 pub mod health;
 
 pub mod alerts;
+pub mod auth;
 pub mod ingest;
+pub mod limits;
+pub mod logsafe;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
@@ -38,4 +46,5 @@ pub mod simulate;
 pub mod store;
 pub mod taxonomy;
 pub mod tickets;
+pub mod tls;
 pub mod train;

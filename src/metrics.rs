@@ -47,6 +47,19 @@ struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: String,
+}
+
+/// Default cap on distinct `kind` labels of `events_ignored_total`.
+pub const MAX_KIND_LABELS: usize = 50;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RuleLabel {
     rule: String,
 }
@@ -70,6 +83,17 @@ pub struct Metrics {
     connected: Family<SourceLabel, Gauge>,
     alerts: Family<Kind, Counter>,
     ignored: Family<Kind, Counter>,
+    /// Event kinds given their own `events_ignored_total` label so far (then `other`).
+    ignored_kinds: Mutex<std::collections::HashSet<String>>,
+    /// At most this many distinct `kind` labels on `events_ignored_total`.
+    label_cap: std::sync::atomic::AtomicUsize,
+    refused: Family<ReasonLabel, Counter>,
+    limited: Family<LimitLabel, Counter>,
+    auth_reloads: Family<Kind, Counter>,
+    /// Comments whose handling panicked (the worker went on with the next one).
+    pub worker_panics: Counter,
+    /// Served connections open (HTTP and upgraded sockets).
+    pub connections: Gauge,
     console_actions: Family<ActionLabel, Counter>,
     reloads: Family<Kind, Counter>,
     /// 1 when the last rules reload succeeded (or none was tried), 0 when it failed.
@@ -293,6 +317,32 @@ impl Metrics {
             "Time to write and commit one batch of alert changes",
             store_commit_seconds.clone(),
         );
+        let refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "refused",
+            "Requests and connections refused, per reason (no_token, bad_token, role, room, host, origin, rate, body, subscribers, connections, handshake, login)",
+            refused.clone(),
+        );
+        let limited = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "limited",
+            "Things cut or dropped by a configured limit, per limit",
+            limited.clone(),
+        );
+        let auth_reloads = Family::<Kind, Counter>::default();
+        registry.register(
+            "auth_reloads",
+            "Token and TLS reloads on SIGHUP, per result (kind=ok|failed)",
+            auth_reloads.clone(),
+        );
+        let worker_panics = Counter::default();
+        registry.register(
+            "worker_panics",
+            "Comments whose handling panicked; the worker went on with the next",
+            worker_panics.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register("connections", "Served connections open", connections.clone());
         let reminders = Family::<Kind, Counter>::default();
         registry.register(
             "ticket_reminders",
@@ -368,6 +418,13 @@ impl Metrics {
             connected,
             alerts,
             ignored,
+            ignored_kinds: Mutex::default(),
+            label_cap: std::sync::atomic::AtomicUsize::new(MAX_KIND_LABELS),
+            refused,
+            limited,
+            auth_reloads,
+            worker_panics,
+            connections,
             console_actions,
             reloads,
             rules_reload_ok,
@@ -476,9 +533,53 @@ impl Metrics {
         self.alerts.get_or_create(&Kind { kind: kind.into() }).inc();
     }
 
-    /// Counts an ignored upstream event.
+    /// Counts an ignored upstream event. The relay names the kind: only the first
+    /// [`set_label_cap`](Self::set_label_cap) kinds get a label of their own, the rest count as
+    /// `other`, so a relay inventing kinds cannot grow `/metrics` without bound.
     pub fn ignored(&self, kind: &str) {
-        self.ignored.get_or_create(&Kind { kind: kind.into() }).inc();
+        let cap = self.label_cap.load(std::sync::atomic::Ordering::Relaxed);
+        let label = {
+            let mut seen = self.ignored_kinds.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.contains(kind) {
+                kind
+            } else if seen.len() < cap && kind.len() <= 64 {
+                seen.insert(kind.to_string());
+                kind
+            } else {
+                "other"
+            }
+        };
+        self.ignored.get_or_create(&Kind { kind: label.into() }).inc();
+    }
+
+    /// At most `n` distinct kinds on `events_ignored_total` (then `other`).
+    pub fn set_label_cap(&self, n: usize) {
+        self.label_cap.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a refused request or connection.
+    pub fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts something a limit cut or dropped.
+    pub fn limited(&self, limit: &str) {
+        self.limited
+            .get_or_create(&LimitLabel { limit: limit.into() })
+            .inc();
+    }
+
+    /// Records a token/TLS reload.
+    pub fn auth_reload(&self, ok: bool) {
+        self.auth_reloads
+            .get_or_create(&Kind {
+                kind: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
     }
 
     /// Records a rules reload.
@@ -519,5 +620,34 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_event_kinds_fold_into_other_past_the_cap() {
+        let m = Metrics::new();
+        m.set_label_cap(3);
+        for i in 0..5_000 {
+            m.ignored(&format!("kind-{}", i % 1_000));
+        }
+        m.ignored("kind-0");
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("liveguard_events_ignored_total{"))
+            .count();
+        assert_eq!(series, 4, "three kinds and other:\n{text}");
+        assert!(
+            text.contains("liveguard_events_ignored_total{kind=\"kind-0\"} 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("liveguard_events_ignored_total{kind=\"other\"} 4985"),
+            "{text}"
+        );
     }
 }

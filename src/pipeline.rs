@@ -124,9 +124,17 @@ pub struct Pipeline {
     pub hub: Arc<Hub>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// A comment's text is kept up to this many characters on its alert (classified whole).
+    pub comment_chars: usize,
 }
 
 impl Pipeline {
+    /// Keep at most `n` characters of a comment on its alert.
+    pub fn with_comment_chars(mut self, n: usize) -> Self {
+        self.comment_chars = n.max(1);
+        self
+    }
+
     /// A pipeline over `rules`.
     pub fn new(rules: Arc<ArcSwap<RuleSet>>, signals: Signals, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Self {
         Self {
@@ -134,6 +142,7 @@ impl Pipeline {
             signals,
             hub,
             metrics,
+            comment_chars: crate::limits::Limits::default().comment_chars,
         }
     }
 
@@ -168,7 +177,7 @@ impl Pipeline {
         self.metrics.tracked_users.set(users as i64);
         let after_s = self.signals.config().silence_after_ms / 1000;
         for room in newly_silent {
-            tracing::warn!(room = %room, after_s, "room firehose silent");
+            tracing::warn!(room = %crate::logsafe::Esc(&room), after_s, "room firehose silent");
             let text = format!("no comments from room {room} for {after_s} s: the watcher may be blind");
             self.metrics.alert(AlertKind::Ops.as_str());
             self.hub.publish(Alert::ops(room, text, now_ms));
@@ -195,7 +204,7 @@ impl Pipeline {
         // Debug level: free at the default filter, and `RUST_LOG=liveguard=debug` puts room,
         // user and msg_id on everything logged while this comment is handled.
         let _span =
-            tracing::debug_span!("comment", room = %c.room, user = %c.user.id, msg_id = %c.msg_id).entered();
+            tracing::debug_span!("comment", room = %crate::logsafe::Esc(&c.room), user = %crate::logsafe::Esc(&c.user.id), msg_id = %crate::logsafe::Esc(&c.msg_id)).entered();
         // The buyer of an active ticket: every later comment in the room goes on the ticket.
         if let Some(seq) = self.hub.open_ticket(&c.room, &c.user.id) {
             let f = Followup {
@@ -267,6 +276,8 @@ impl Pipeline {
         }
         let base = AlertBase {
             c,
+            comment_chars: self.comment_chars,
+            metrics: &self.metrics,
             received_ms,
             backlog,
             now_ms,
@@ -274,7 +285,7 @@ impl Pipeline {
         };
         if verdict.class != Class::Neutral {
             let attack_text = (verdict.class == Class::Attack).then(|| scratch.norm.text.clone());
-            let alert = base.alert(kind, text.unwrap_or_else(|| c.text.clone()), verdict);
+            let alert = base.alert(kind, text.as_deref().unwrap_or(&c.text), verdict);
             self.route(alert, attack_text.as_deref(), &base);
         } else if observed.repetition {
             let v = self.signal_verdict(
@@ -284,11 +295,11 @@ impl Pipeline {
                 "signal:repetition",
                 Action::PrivateResolution,
             );
-            self.route(base.alert(AlertKind::Repetition, c.text.clone(), v), None, &base);
+            self.route(base.alert(AlertKind::Repetition, &c.text, v), None, &base);
         }
         if observed.flood {
             let v = self.signal_verdict(&rules, c, Topic::Spam, "signal:flood", Action::MuteReview);
-            self.route(base.alert(AlertKind::Flood, c.text.clone(), v), None, &base);
+            self.route(base.alert(AlertKind::Flood, &c.text, v), None, &base);
         }
     }
 
@@ -365,7 +376,7 @@ impl Pipeline {
                     if brigade && a.kind != AlertKind::Brigade {
                         a.kind = AlertKind::Brigade;
                         a.verdict.action = Action::MuteReview;
-                        tracing::info!(room = %a.room, user = %user, users = a.users.len(), "brigade");
+                        tracing::info!(room = %crate::logsafe::Esc(&a.room), user = %crate::logsafe::Esc(&user), users = a.users.len(), "brigade");
                     }
                 });
                 true
@@ -383,8 +394,13 @@ impl Pipeline {
     }
 }
 
+/// A viewer's display name or handle is kept up to this many characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
 struct AlertBase<'a> {
     c: &'a Comment,
+    comment_chars: usize,
+    metrics: &'a Metrics,
     received_ms: u64,
     backlog: bool,
     now_ms: u64,
@@ -392,7 +408,7 @@ struct AlertBase<'a> {
 }
 
 impl AlertBase<'_> {
-    fn alert(&self, kind: AlertKind, text: String, mut v: Verdict) -> Alert {
+    fn alert(&self, kind: AlertKind, text: &str, mut v: Verdict) -> Alert {
         let c = self.c;
         let sig = &c.signals;
         let buyer = sig.buyer();
@@ -414,7 +430,20 @@ impl AlertBase<'_> {
             v.action = Action::InviteCostream;
         }
         v.score = (v.score * 1000.0).round() / 1000.0;
-        let mut a = Alert::new(kind, c.room.clone(), c.user.clone(), text, v, self.now_ms);
+        // Kept for display within the limit; evidence past the cut goes with it.
+        let (text, cut) = crate::limits::cut(text, self.comment_chars);
+        if cut {
+            self.metrics.limited("comment_chars");
+            let kept = text.len() - '…'.len_utf8();
+            v.evidence.retain(|e| e.end <= kept);
+        }
+        let mut user = c.user.clone();
+        for name in [&mut user.name, &mut user.handle] {
+            if let Some(n) = name.as_mut() {
+                *n = crate::limits::cut(n, MAX_NAME_CHARS).0;
+            }
+        }
+        let mut a = Alert::new(kind, c.room.clone(), user, text, v, self.now_ms);
         a.msg_ids.push(c.msg_id.clone());
         a.product = c.product.clone();
         a.buyer = buyer;

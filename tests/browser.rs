@@ -620,3 +620,21 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
         .await
         .expect("the ticket browser test finishes within a minute");
 }
+
+/// A viewer named with `$` patterns stays a name in the filled script (a string replacement
+/// would splice the template instead), in the console's own code, in Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_names_with_dollar_patterns_fill_scripts_verbatim() {
+    let fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, crate::util::live::test_signals()).await;
+    let chrome = Chrome::launch().await;
+    let console = chrome.open(&format!("http://{}/console", d.addr)).await;
+    let filled = eventually(
+        &console,
+        r#"typeof fill === "function" ? fill("看到{user}的反馈，{product}", {user: {name: "$'$`$&"}, lang: "zh", product: "$1"}) : null"#,
+        |v| v.is_string(),
+    )
+    .await;
+    assert_eq!(filled, "看到$'$`$&的反馈，$1");
+    d.stop(Duration::from_secs(5)).await;
+}

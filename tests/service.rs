@@ -55,6 +55,8 @@ fn the_unit_verifies_and_is_hardened() {
         "ExecReload=",
         "DynamicUser=yes",
         "StateDirectory=liveguard",
+        "MemoryMax=",
+        "TasksMax=",
     ] {
         assert!(text.contains(key), "{key}");
     }

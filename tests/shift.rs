@@ -449,7 +449,10 @@ async fn a_source_that_goes_down_turns_healthz_503_and_the_console_red_until_it_
 async fn send_script_copies_over_plain_http() {
     let run = async {
         let mut fh = Firehose::start("127.0.0.1:0").await;
-        let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+        // The tablet's name must be an allowed host (the Host check stops DNS rebinding).
+        let mut cfg = crate::util::live::test_config(&fh.url(), Format::Canonical, test_signals());
+        cfg.auth.allowed_hosts = vec!["tablet.test".into()];
+        let d = liveguard::daemon::start(cfg).await.expect("daemon starts");
         fh.connected().await;
         let port = d.addr.port();
         // tablet.test resolves to this machine, but is not localhost: plain http is insecure.

@@ -10,11 +10,18 @@
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
 //!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
+//! - `faults`: stalled, half-closed and garbage upstreams; Close answered; idle sockets and
+//!   1,000 idle connections closed; SIGTERM under load losing no accepted alert.
+//! - `fuzz_corpus`: the fuzz targets' kept corpus replayed, plus random bytes, on stable.
 //! - `model`: the learned second opinion: what it raises and says, byte-for-byte retraining,
 //!   a damaged model file, and the floor's decisions retraining it.
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
+//! - `security`: the route table walked with no, wrong and wrong-role tokens; protected mode;
+//!   Host and Origin checks; console login; overlay tokens; SIGHUP token reload; TLS.
 //! - `service`: the systemd unit (verify, security score) and sd_notify on a fake socket.
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
+//! - `tls`: HTTPS from `[tls]`, a renewed certificate on SIGHUP; a `wss://` upstream through
+//!   the system roots.
 //! - `store`: alerts survive kill -9; replay after reconnect is exact; ticket reminders on an
 //!   injected clock, across a restart; bad databases fail start-up clearly.
 //! - `relays`: frames made by the real relay libraries (`tests/fixtures/relays/`): what
@@ -26,12 +33,16 @@ mod browser;
 mod cli;
 mod daemon;
 mod engine;
+mod faults;
+mod fuzz_corpus;
 mod insights;
 mod model;
 mod properties;
 mod relays;
 mod reload;
+mod security;
 mod service;
 mod shift;
 mod shipped;
 mod store;
+mod tls;

@@ -60,8 +60,7 @@ pub fn parse(frame: &str) -> Result<Vec<Event>, FrameError> {
     let env: Envelope = serde_json::from_str(frame).map_err(|e| FrameError::NotJson(e.to_string()))?;
     match env.kind.as_deref() {
         Some("liveguard.comment.v1") => {
-            let c: CommentV1 =
-                serde_json::from_str(frame).map_err(|e| FrameError::UnknownShape(e.to_string()))?;
+            let c: CommentV1 = serde_json::from_str(frame).map_err(|e| super::shape_error(&e))?;
             Ok(vec![Event::Comment(Comment {
                 platform: c.platform,
                 room: c.room.id,
@@ -76,8 +75,7 @@ pub fn parse(frame: &str) -> Result<Vec<Event>, FrameError> {
             })])
         }
         Some("liveguard.delete.v1") => {
-            let d: DeleteV1 =
-                serde_json::from_str(frame).map_err(|e| FrameError::UnknownShape(e.to_string()))?;
+            let d: DeleteV1 = serde_json::from_str(frame).map_err(|e| super::shape_error(&e))?;
             Ok(vec![Event::Delete {
                 room: d.room.map(|r| r.id),
                 msg_ids: d.msg_ids,
@@ -85,7 +83,7 @@ pub fn parse(frame: &str) -> Result<Vec<Event>, FrameError> {
             }])
         }
         Some(other) => Err(FrameError::UnknownShape(format!("type {other:?}"))),
-        None => Err(FrameError::Missing("type")),
+        None => Err(FrameError::Missing("type".into())),
     }
 }
 
@@ -153,7 +151,28 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"type":"liveguard.comment.v1","text":"no room"}"#).map_err(|e| e.reason()),
-            Err("unknown_shape")
+            Err("missing_field"),
+            "a comment without its required fields"
         );
+        assert_eq!(
+            parse(r#"{"type":"liveguard.comment.v1","platform":"x","room":{"id":"r"},"msg_id":"m","user":{"id":"u"},"text":5}"#)
+                .map_err(|e| e.reason()),
+            Err("unknown_shape"),
+            "a field of the wrong type"
+        );
+        let empty = |field: &str| {
+            let mut v = serde_json::json!({"type":"liveguard.comment.v1","platform":"x","room":{"id":"r"},
+                "msg_id":"m","user":{"id":"u"},"text":"hi"});
+            match field {
+                "msg_id" => v["msg_id"] = "".into(),
+                "room" => v["room"]["id"] = " ".into(),
+                _ => v["user"]["id"] = "".into(),
+            }
+            crate::ingest::parse_frame(crate::ingest::Format::Canonical, &v.to_string(), "d")
+                .map_err(|e| e.to_string())
+        };
+        for field in ["msg_id", "room", "user.id"] {
+            assert_eq!(empty(field), Err(format!("empty {field}")));
+        }
     }
 }

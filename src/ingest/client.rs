@@ -188,6 +188,11 @@ impl Conn<'_> {
         let idle = Duration::from_millis(self.cfg.idle_timeout_ms);
         let mut ping = tokio::time::interval(Duration::from_millis(self.cfg.ping_interval_ms.max(1)));
         ping.tick().await;
+        // One deadline for the whole connection, pushed back by every message (a pong too):
+        // a relay that stalls without closing is dropped `idle` after it last said anything,
+        // however often the ping tick wakes this loop.
+        let silent = tokio::time::sleep(idle);
+        tokio::pin!(silent);
         loop {
             tokio::select! {
                 _ = shutdown.wait() => {
@@ -195,24 +200,36 @@ impl Conn<'_> {
                     return true;
                 }
                 _ = ping.tick() => {
-                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                        return false;
+                    // A relay that stopped reading must not block this loop on the send.
+                    match tokio::time::timeout(idle, sink.send(Message::Ping(Vec::new().into()))).await {
+                        Ok(Ok(())) => {}
+                        _ => return false,
                     }
                 }
-                next = tokio::time::timeout(idle, stream.next()) => match next {
-                    Err(_) => {
-                        tracing::warn!(idle_ms = self.cfg.idle_timeout_ms, "no frame within the idle timeout; dropping connection");
-                        return false;
-                    }
-                    Ok(None) => {
+                _ = silent.as_mut() => {
+                    tracing::warn!(idle_ms = self.cfg.idle_timeout_ms, "nothing from upstream within the idle timeout; dropping the connection");
+                    return false;
+                }
+                next = stream.next() => match next {
+                    None => {
                         tracing::warn!("upstream closed");
                         return false;
                     }
-                    Ok(Some(Err(e))) => {
+                    Some(Err(e)) => {
+                        use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+                        match &e {
+                            // tokio-tungstenite ends the stream after any error: count, reconnect.
+                            WsError::Utf8(_) => self.bad_frame(&FrameError::NotUtf8),
+                            WsError::Capacity(CapacityError::MessageTooLong { size, .. }) => {
+                                self.bad_frame(&FrameError::TooLarge(*size));
+                            }
+                            _ => {}
+                        }
                         tracing::warn!(error = %e, "upstream error");
                         return false;
                     }
-                    Ok(Some(Ok(msg))) => {
+                    Some(Ok(msg)) => {
+                        silent.as_mut().reset(tokio::time::Instant::now() + idle);
                         // Data, not pings: a relay that keeps the socket open but forwards
                         // nothing is a blind watcher too.
                         if matches!(msg, Message::Text(_) | Message::Binary(_)) {
@@ -272,6 +289,6 @@ impl Conn<'_> {
 
     fn bad_frame(&self, e: &FrameError) {
         self.metrics.parse_error(self.name, e.reason());
-        tracing::debug!(reason = e.reason(), error = %e, "frame skipped");
+        tracing::debug!(reason = e.reason(), error = %crate::logsafe::Esc(&e.to_string()), "frame skipped");
     }
 }

@@ -158,7 +158,13 @@ pub enum FrameError {
     UnknownShape(String),
     /// An event missing something it needs (or holding it in a form that cannot be read).
     #[error("missing field {0}")]
-    Missing(&'static str),
+    Missing(String),
+    /// An id that must name something is empty (`msg_id`, `room`, `user.id`).
+    #[error("empty {0}")]
+    EmptyId(&'static str),
+    /// A text frame that is not UTF-8.
+    #[error("text frame is not UTF-8")]
+    NotUtf8,
     /// Over the configured frame size.
     #[error("frame of {0} bytes is over the limit")]
     TooLarge(usize),
@@ -174,6 +180,8 @@ impl FrameError {
             Self::NotJson(_) => "not_json",
             Self::UnknownShape(_) => "unknown_shape",
             Self::Missing(_) => "missing_field",
+            Self::EmptyId(_) => "empty_id",
+            Self::NotUtf8 => "invalid_utf8",
             Self::TooLarge(_) => "oversized",
             Self::Binary => "binary",
         }
@@ -195,9 +203,38 @@ pub struct Origin<'a> {
 /// Parses one text frame of `format`. `default_room` names the room for events that carry
 /// none (the legacy TikTok shape).
 pub fn parse_frame(format: Format, frame: &str, default_room: &str) -> Result<Vec<Event>, FrameError> {
-    match format {
-        Format::Canonical => canonical::parse(frame),
-        Format::Tiktok => tiktok::parse(frame, default_room),
+    let events = match format {
+        Format::Canonical => canonical::parse(frame)?,
+        Format::Tiktok => tiktok::parse(frame, default_room)?,
+    };
+    for e in &events {
+        check_ids(e)?;
+    }
+    Ok(events)
+}
+
+/// An empty `msg_id` would skip de-duplication and deletion, an empty room or user id would
+/// pool unrelated comments: such events are refused (and counted as `empty_id`).
+fn check_ids(e: &Event) -> Result<(), FrameError> {
+    if let Event::Comment(c) = e {
+        for (name, v) in [("msg_id", &c.msg_id), ("room", &c.room), ("user.id", &c.user.id)] {
+            if v.trim().is_empty() {
+                return Err(FrameError::EmptyId(name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A serde error about a field that is not there is `missing_field`, not `unknown_shape`.
+pub fn shape_error(e: &serde_json::Error) -> FrameError {
+    let m = e.to_string();
+    match m
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
+        Some(field) => FrameError::Missing(field.to_string()),
+        None => FrameError::UnknownShape(m),
     }
 }
 

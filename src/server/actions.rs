@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::alerts::{ActionRecord, Alert, AlertStatus, TryUpdate};
+use crate::auth::Identity;
+use crate::logsafe::Esc;
+use crate::metrics::Metrics;
 use crate::taxonomy::{Class, Lang, Topic};
 use crate::tickets::TicketStatus;
+use axum::Extension;
 
 /// Longest script a console may send.
 pub const MAX_SCRIPT_CHARS: usize = 2_000;
@@ -53,6 +57,8 @@ pub enum ActionError {
     Conflict(String),
     /// 422: the action does not fit the alert (inviting an attacker on mic).
     Unfit(String),
+    /// 403: the caller may not act on this room.
+    Forbidden(String),
 }
 
 impl IntoResponse for ActionError {
@@ -66,6 +72,7 @@ impl IntoResponse for ActionError {
             ),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),
             Self::Unfit(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, m),
         };
         (code, Json(serde_json::json!({ "error": msg }))).into_response()
     }
@@ -225,38 +232,65 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
     Ok(())
 }
 
-/// The handler.
-pub async fn post_action(
-    State(st): State<AppState>,
-    Path(seq): Path<u64>,
-    body: Result<Json<ActionRequest>, JsonRejection>,
-) -> Result<Json<Arc<Alert>>, ActionError> {
-    let Json(req) = body.map_err(|e| ActionError::BadRequest(e.body_text()))?;
-    let by = req
-        .by
-        .as_deref()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .unwrap_or("console");
+/// Who an action is attributed to: the token's name. Only in protected mode (no tokens,
+/// loopback only: the local operator) does the body's `by` label it.
+pub fn actor(identity: &Identity, by: Option<&str>) -> Result<String, ActionError> {
+    if identity.token {
+        return Ok(identity.name.to_string());
+    }
+    let by = by.map(str::trim).filter(|b| !b.is_empty()).unwrap_or("console");
     if by.chars().count() > MAX_BY_CHARS {
         return Err(ActionError::BadRequest(format!(
             "`by` longer than {MAX_BY_CHARS} chars"
         )));
     }
+    Ok(by.to_string())
+}
+
+/// Counts a body axum refused for its size.
+pub fn body_error(st: &AppState, e: &JsonRejection) -> ActionError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        st.metrics.refused("body");
+    }
+    ActionError::BadRequest(e.body_text())
+}
+
+/// The handler.
+pub async fn post_action(
+    State(st): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(seq): Path<u64>,
+    body: Result<Json<ActionRequest>, JsonRejection>,
+) -> Result<Json<Arc<Alert>>, ActionError> {
+    let Json(req) = body.map_err(|e| body_error(&st, &e))?;
+    let by = actor(&identity, req.by.as_deref())?;
     let now = st.clock.now_ms();
-    let (r, who) = (req.clone(), by.to_string());
+    let (r, who, id) = (req.clone(), by.clone(), identity.clone());
     let alert = match st
         .hub
-        .try_update(seq, now, move |a| apply(a, &r, &who, now))
+        .try_update(seq, now, move |a| {
+            if !id.may_see(&a.room) {
+                return Err(ActionError::Forbidden(format!(
+                    "{} may not act in room {:?}",
+                    id.name, a.room
+                )));
+            }
+            apply(a, &r, &who, now)
+        })
         .await
     {
         Ok(a) => a,
         Err(TryUpdate::NotFound) => return Err(ActionError::NotFound(seq)),
-        Err(TryUpdate::Refused(e)) => return Err(e),
+        Err(TryUpdate::Refused(e)) => {
+            if matches!(e, ActionError::Forbidden(_)) {
+                st.metrics.refused("room");
+            }
+            return Err(e);
+        }
         Err(TryUpdate::Unavailable) => return Err(ActionError::Unavailable),
     };
     st.metrics.console_action(&req.action);
-    tracing::info!(seq, room = %alert.room, user = %alert.user.id, action = %req.action, by, "console action");
+    tracing::info!(seq, room = %Esc(&alert.room), user = %Esc(&alert.user.id), action = %Esc(&req.action), by = %Esc(&by), "console action");
     if req.action == "dismiss" {
         // The feedback ops use to fix rules: which rules fired on a false positive (context
         // such as a purchase word decided nothing).
@@ -270,17 +304,67 @@ pub async fn post_action(
         for r in &rules {
             st.metrics.dismissed(r);
         }
-        tracing::info!(seq, rules = ?rules, text = %alert.text, "dismissed as false positive");
+        tracing::info!(seq, rules = ?rules, text = %Esc(&alert.text), "dismissed as false positive");
     }
-    if let Some(p) = prompt_for(&alert, &req.action, now) {
+    if let Some(p) = prompt_for(&alert, &req.action, now, &OnAir::from(&st.limits), &st.metrics) {
         let _ = st.overlay.send(Arc::new(p));
     }
     Ok(Json(alert))
 }
 
-/// The overlay prompt an action produces, if any.
-pub fn prompt_for(alert: &Alert, action: &str, now_ms: u64) -> Option<Prompt> {
-    let user = alert.user.display().to_string();
+/// How much of a viewer's name and of a prompt goes on air.
+#[derive(Debug, Clone, Copy)]
+pub struct OnAir {
+    /// A name is cut to this many characters (links stripped first).
+    pub name_chars: usize,
+    /// A prompt is cut to this many characters.
+    pub prompt_chars: usize,
+}
+
+impl From<&crate::limits::Limits> for OnAir {
+    fn from(l: &crate::limits::Limits) -> Self {
+        Self {
+            name_chars: l.overlay_name_chars,
+            prompt_chars: l.overlay_prompt_chars,
+        }
+    }
+}
+
+/// Links in a viewer's name (`http…`, `www.…`, `shop.example.com`), which must never go on air.
+static LINK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S*|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|cn|io|co|shop|top|xyz|me|cc|tv|vip|link|app|site|store|online|info|biz|ly|gg)\b\S*",
+    )
+    .expect("a constant, tested pattern")
+});
+
+/// A viewer's name as it may appear on air: links removed, whitespace squeezed, cut.
+pub fn on_air_name(name: &str, max_chars: usize) -> (String, bool) {
+    let stripped = LINK.replace_all(name, "");
+    let squeezed = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    let changed = squeezed != name;
+    let squeezed = if squeezed.is_empty() {
+        "…".to_string()
+    } else {
+        squeezed
+    };
+    let (cut, was_cut) = crate::limits::cut(&squeezed, max_chars);
+    (cut, changed || was_cut)
+}
+
+/// The overlay prompt an action produces, if any, within the on-air limits (counted in
+/// `liveguard_limited_total` when they cut).
+pub fn prompt_for(
+    alert: &Alert,
+    action: &str,
+    now_ms: u64,
+    air: &OnAir,
+    metrics: &Metrics,
+) -> Option<Prompt> {
+    let (user, name_cut) = on_air_name(alert.user.display(), air.name_chars);
+    if name_cut {
+        metrics.limited("overlay_name");
+    }
     let lang = alert.verdict.lang;
     let (kind, text) = match action {
         "invite" => {
@@ -293,6 +377,10 @@ pub fn prompt_for(alert: &Alert, action: &str, now_ms: u64) -> Option<Prompt> {
         "send_script" => ("script", alert.actions.last()?.script.clone()?),
         _ => return None,
     };
+    let (text, text_cut) = crate::limits::cut(&text, air.prompt_chars);
+    if text_cut {
+        metrics.limited("overlay_prompt");
+    }
     Some(Prompt {
         room: alert.room.clone(),
         kind,
@@ -309,6 +397,24 @@ pub fn prompt_for(alert: &Alert, action: &str, now_ms: u64) -> Option<Prompt> {
 mod tests {
     use super::*;
     use crate::alerts::AlertKind;
+
+    #[test]
+    fn names_on_air_lose_links_and_length() {
+        let cases = [
+            ("阿珍", "阿珍"),
+            ("amy www.evil.example/x", "amy"),
+            ("buy at https://evil.example now", "buy at now"),
+            ("shop.scam.com 小美", "小美"),
+            ("http://x.io", "…"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(on_air_name(name, 24).0, want, "{name}");
+        }
+        let long = "名".repeat(3_000);
+        let (cut, was) = on_air_name(&long, 24);
+        assert!(was);
+        assert_eq!(cut.chars().count(), 24);
+    }
     use crate::classify::Verdict;
     use crate::ingest::User;
     use crate::taxonomy::Action;
@@ -424,9 +530,10 @@ mod tests {
         let mut c = alert(Class::Complaint);
         c.text = "垃圾！收到就裂了".into();
         c.user.name = Some("阿珍".into());
-        let p = prompt_for(&c, "invite", 9).expect("an invite prompts");
+        let (air, m) = (OnAir::from(&crate::limits::Limits::default()), Metrics::new());
+        let p = prompt_for(&c, "invite", 9, &air, &m).expect("an invite prompts");
         assert_eq!(p.text, "邀请 阿珍 连麦，现场为您解决");
         assert!(!p.text.contains("垃圾"));
-        assert!(prompt_for(&c, "dismiss", 9).is_none());
+        assert!(prompt_for(&c, "dismiss", 9, &air, &m).is_none());
     }
 }

@@ -7,6 +7,11 @@
 //! and `GET /overlay` ([`pages`]), `GET /healthz` (503 while blind, see
 //! [`crate::health`]) and `GET /metrics`.
 //!
+//! Every route is in one table ([`routes`]) that says who may use it; [`guard`] enforces it
+//! (tokens, roles, hosts, origins, rates) and [`listen`] serves it (TLS, handshake timeout,
+//! connection cap). Served sockets ping the client, close one that stays silent past
+//! `ws_idle_timeout_ms`, answer a client's Close, and cap what a client may send.
+//!
 //! A slow subscriber never slows ingest: it reads from a bounded broadcast; when it falls
 //! behind it is told how many alerts it missed (and from which `seq` to resync), and a
 //! subscriber that stops reading altogether is disconnected after a send timeout.
@@ -16,23 +21,28 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, MethodRouter};
+use axum::{Extension, Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 pub mod actions;
+pub mod guard;
+pub mod listen;
+pub mod login;
 pub mod pages;
 pub mod report;
 pub mod stats;
 pub mod worklist;
 
 use crate::alerts::{wire, Hub, MsgKind};
+use crate::auth::{Identity, Role};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use guard::{Access, RouteInfo};
 
 /// A subscriber whose socket does not take a message within this time is disconnected.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +66,53 @@ pub struct AppState {
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Whether the sources and the store work (`/healthz`, the console's banner).
     pub health: Arc<crate::health::Health>,
+    /// Tokens, sessions, hosts and origins.
+    pub guard: Arc<guard::Guard>,
+    /// Sizes, rates and timeouts.
+    pub limits: crate::limits::Limits,
+    /// Sockets open per role, against `subscribers_*`.
+    pub sockets: Arc<SocketCounts>,
+}
+
+/// Served sockets open, per role.
+#[derive(Debug, Default)]
+pub struct SocketCounts {
+    manager: std::sync::atomic::AtomicUsize,
+    overlay: std::sync::atomic::AtomicUsize,
+}
+
+/// One open socket, counted until dropped.
+#[derive(Debug)]
+pub struct SocketSlot {
+    counts: Arc<SocketCounts>,
+    overlay: bool,
+}
+
+impl SocketCounts {
+    /// A slot for a socket of `role`, or None when `max` are open.
+    pub fn take(self: &Arc<Self>, overlay: bool, max: usize) -> Option<SocketSlot> {
+        use std::sync::atomic::Ordering;
+        let n = if overlay { &self.overlay } else { &self.manager };
+        n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (v < max).then_some(v + 1)
+        })
+        .ok()?;
+        Some(SocketSlot {
+            counts: self.clone(),
+            overlay,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let n = if self.overlay {
+            &self.counts.overlay
+        } else {
+            &self.counts.manager
+        };
+        n.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Settings the console page reads from `GET /api/console`.
@@ -65,27 +122,142 @@ pub struct ConsoleSettings {
     pub response_ms: u64,
 }
 
-/// The routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/ws/alerts", get(ws_alerts))
-        .route("/ws/overlay", get(ws_overlay))
-        .route("/api/alerts", get(api_alerts))
-        .route(
+const MANAGER: &[Role] = &[Role::Manager];
+const OVERLAY: &[Role] = &[Role::Manager, Role::Overlay];
+const METRICS: &[Role] = &[Role::Manager, Role::Metrics];
+const ASSETS: &[Role] = &[Role::Manager, Role::Overlay];
+
+/// Every route: method, path, who may use it, whether `?token=` counts, and its handler. The
+/// router and the guard are both built from this list, so no route can miss its check.
+fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
+    use axum::routing::{delete, post};
+    let r =
+        |method: Method, path: &'static str, access: Access, query_token: bool, h: MethodRouter<AppState>| {
+            (
+                RouteInfo {
+                    method,
+                    path,
+                    access,
+                    query_token,
+                },
+                h,
+            )
+        };
+    let roles = Access::Roles;
+    vec![
+        r(Method::GET, "/ws/alerts", roles(MANAGER), false, get(ws_alerts)),
+        r(Method::GET, "/ws/overlay", roles(OVERLAY), true, get(ws_overlay)),
+        r(Method::GET, "/api/alerts", roles(MANAGER), false, get(api_alerts)),
+        r(
+            Method::POST,
             "/api/alerts/{seq}/actions",
-            axum::routing::post(actions::post_action),
-        )
-        .route("/api/report", axum::routing::post(report::post_report))
-        .route("/api/console", get(console_settings))
-        .route("/api/stats", get(stats::get_stats))
-        .route("/api/tickets", get(worklist::get_tickets))
-        .route("/console", get(pages::console))
-        .route("/overlay", get(pages::overlay))
-        .route("/assets/{file}", get(pages::asset))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+            roles(MANAGER),
+            false,
+            post(actions::post_action),
+        ),
+        r(
+            Method::POST,
+            "/api/report",
+            roles(MANAGER),
+            false,
+            post(report::post_report),
+        ),
+        r(
+            Method::GET,
+            "/api/console",
+            roles(MANAGER),
+            false,
+            get(console_settings),
+        ),
+        r(
+            Method::GET,
+            "/api/stats",
+            roles(MANAGER),
+            false,
+            get(stats::get_stats),
+        ),
+        r(
+            Method::GET,
+            "/api/tickets",
+            roles(MANAGER),
+            false,
+            get(worklist::get_tickets),
+        ),
+        r(
+            Method::POST,
+            "/api/session",
+            Access::Login,
+            false,
+            post(login::login),
+        ),
+        r(
+            Method::DELETE,
+            "/api/session",
+            roles(MANAGER),
+            false,
+            delete(login::logout),
+        ),
+        r(
+            Method::GET,
+            "/console",
+            roles(MANAGER),
+            false,
+            get(pages::console),
+        ),
+        r(Method::GET, "/overlay", roles(OVERLAY), true, get(pages::overlay)),
+        r(
+            Method::GET,
+            "/assets/{file}",
+            roles(ASSETS),
+            false,
+            get(pages::asset),
+        ),
+        r(Method::GET, "/healthz", Access::Open, false, get(healthz)),
+        r(Method::GET, "/metrics", roles(METRICS), false, get(metrics)),
+    ]
 }
+
+/// The route table (what the guard enforces), for the guard and for tests that walk it.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().into_iter().map(|(info, _)| info).collect()
+}
+
+/// The routes, each behind the guard; CORS headers only for `cors_origins`.
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let mut router = Router::new();
+    for (info, handler) in routes() {
+        router = router.route(info.path, handler);
+    }
+    let router = router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .with_state(state);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    let origins: Vec<header::HeaderValue> = cors_origins
+        .iter()
+        .filter_map(|o| header::HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    router.layer(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_credentials(true),
+    )
+}
+
+/// A refusal with `{"error": …}`, counted.
+fn refuse(st: &AppState, code: StatusCode, reason: &'static str, message: &str) -> Response {
+    st.guard.refuse(code, reason, message)
+}
+
+/// Highest `since` accepted: sequence numbers are stored as SQLite's signed 64-bit integers.
+pub const MAX_SINCE: u64 = i64::MAX as u64;
 
 /// Query of the alert endpoints.
 #[derive(Debug, Deserialize)]
@@ -98,7 +270,10 @@ pub struct AlertQuery {
     pub limit: Option<usize>,
 }
 
-async fn console_settings(State(st): State<AppState>) -> Json<serde_json::Value> {
+async fn console_settings(
+    State(st): State<AppState>,
+    Extension(id): Extension<Identity>,
+) -> Json<serde_json::Value> {
     let reload = st.reload.lock().map(|r| r.clone()).unwrap_or_default();
     let reasons = problems(&st);
     Json(serde_json::json!({
@@ -107,6 +282,7 @@ async fn console_settings(State(st): State<AppState>) -> Json<serde_json::Value>
         "rules_error": reload.error,
         "health": { "status": if reasons.is_empty() { "ok" } else { "degraded" }, "reasons": reasons },
         "now_ms": crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+        "identity": { "name": &*id.name, "role": id.role, "token": id.token, "rooms": &*id.rooms },
     }))
 }
 
@@ -129,23 +305,103 @@ pub struct OverlayQuery {
 async fn ws_overlay(
     ws: WebSocketUpgrade,
     State(st): State<AppState>,
+    Extension(id): Extension<Identity>,
     Query(q): Query<OverlayQuery>,
 ) -> Response {
-    ws.on_upgrade(move |socket| overlay_socket(socket, st, q.room))
+    if !id.may_see(&q.room) {
+        return refuse(
+            &st,
+            StatusCode::FORBIDDEN,
+            "room",
+            &format!("{} may not show room {:?}", id.name, q.room),
+        );
+    }
+    let Some(slot) = st.sockets.take(true, st.limits.subscribers_overlay) else {
+        return refuse(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "subscribers",
+            "too many overlay sockets",
+        );
+    };
+    ws.max_message_size(st.limits.max_ws_message_bytes)
+        .on_upgrade(move |socket| overlay_socket(socket, st, q.room, slot))
+}
+
+/// Keeps a served socket honest: pings every third of the idle timeout and says when the
+/// client has been silent (not even a pong) for the whole of it.
+struct Liveness {
+    ping: tokio::time::Interval,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl Liveness {
+    fn new(limit: Duration) -> Self {
+        let mut ping = tokio::time::interval((limit / 3).max(Duration::from_millis(10)));
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            ping,
+            idle: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+
+    /// The client sent something.
+    fn heard(&mut self) {
+        self.idle.as_mut().reset(tokio::time::Instant::now() + self.limit);
+    }
+}
+
+/// What the loop does with what the client sent.
+enum Incoming {
+    /// Keep going.
+    Go,
+    /// The client closed (its Close answered) or the socket failed.
+    Stop,
+}
+
+/// Handles one incoming message on a push-only socket: a Close is answered (so the client
+/// sees a clean close, not 1006), anything else is ignored.
+async fn incoming(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    m: Option<Result<Message, axum::Error>>,
+    live: &mut Liveness,
+) -> Incoming {
+    match m {
+        Some(Ok(Message::Close(_))) => {
+            // tungstenite queued the reply when it read the Close; closing the sink writes
+            // it out (a second Close frame would be refused as a send after closing).
+            let _ = tokio::time::timeout(SEND_TIMEOUT, tx.close()).await;
+            Incoming::Stop
+        }
+        Some(Ok(_)) => {
+            live.heard();
+            Incoming::Go
+        }
+        None | Some(Err(_)) => Incoming::Stop,
+    }
 }
 
 /// Streams the room's prompts; only what the floor manager pushed (or an auto room's invites).
-async fn overlay_socket(socket: WebSocket, st: AppState, room: String) {
+async fn overlay_socket(socket: WebSocket, st: AppState, room: String, _slot: SocketSlot) {
     let (mut tx, mut rx_socket) = socket.split();
     let mut prompts = st.overlay.subscribe();
     let mut shutdown = st.shutdown.clone();
+    let mut live = Liveness::new(Duration::from_millis(st.limits.ws_idle_timeout_ms));
     loop {
         tokio::select! {
             _ = shutdown.wait() => {
                 let _ = tx.send(Message::Close(None)).await;
                 break;
             }
-            incoming = rx_socket.next() => if client_closed(&incoming) { break },
+            m = rx_socket.next() => if let Incoming::Stop = incoming(&mut tx, m, &mut live).await { break },
+            _ = live.ping.tick() => if !ping(&mut tx).await { break },
+            _ = live.idle.as_mut() => {
+                st.metrics.limited("ws_idle");
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
             p = prompts.recv() => match p {
                 Ok(p) if p.room == room => {
                     let json = serde_json::to_string(&*p).unwrap_or_default();
@@ -158,6 +414,13 @@ async fn overlay_socket(socket: WebSocket, st: AppState, room: String) {
             },
         }
     }
+}
+
+async fn ping(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Vec::new().into()))).await,
+        Ok(Ok(()))
+    )
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}`, or 503 `{"status":"degraded","reasons":[…]}` while
@@ -202,7 +465,15 @@ async fn read<T: Send + 'static>(
 
 /// `GET /api/alerts?room=&since=&limit=`: from the store, as stored (the latest version of
 /// each alert). With `since`, oldest first; without, the newest first.
-async fn api_alerts(State(st): State<AppState>, Query(q): Query<AlertQuery>) -> Response {
+async fn api_alerts(
+    State(st): State<AppState>,
+    Extension(id): Extension<Identity>,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match checked_query(&st, &id, q) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
     let limit = q.limit.unwrap_or(100).min(10_000);
     let room = q.room.clone();
     let rows = match q.since {
@@ -230,18 +501,57 @@ async fn api_alerts(State(st): State<AppState>, Query(q): Query<AlertQuery>) -> 
     }
 }
 
+/// The query, with `since` in range and `room` one the caller may read (a room-limited
+/// manager with one room gets it by default).
+fn checked_query(
+    st: &AppState,
+    id: &Identity,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<AlertQuery, Box<Response>> {
+    let Query(mut q) = q.map_err(|e| {
+        Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": e.body_text() })),
+            )
+                .into_response(),
+        )
+    })?;
+    if q.since.is_some_and(|s| s > MAX_SINCE) {
+        return Err(Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": format!("since must be at most {MAX_SINCE}") })),
+            )
+                .into_response(),
+        ));
+    }
+    q.room = id
+        .room_for(q.room.as_deref())
+        .map_err(|m| Box::new(refuse(st, StatusCode::FORBIDDEN, "room", &m)))?;
+    Ok(q)
+}
+
 async fn ws_alerts(
     ws: WebSocketUpgrade,
     State(st): State<AppState>,
-    Query(q): Query<AlertQuery>,
+    Extension(id): Extension<Identity>,
+    q: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    ws.on_upgrade(move |socket| subscriber(socket, st, q))
-}
-
-/// Whether what the client sent ends the session (close, error, end of stream); anything
-/// else a client sends on these push-only sockets is ignored.
-fn client_closed(incoming: &Option<Result<Message, axum::Error>>) -> bool {
-    matches!(incoming, None | Some(Err(_)) | Some(Ok(Message::Close(_))))
+    let q = match checked_query(&st, &id, q) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let Some(slot) = st.sockets.take(false, st.limits.subscribers_manager) else {
+        return refuse(
+            &st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "subscribers",
+            "too many alert sockets",
+        );
+    };
+    ws.max_message_size(st.limits.max_ws_message_bytes)
+        .on_upgrade(move |socket| subscriber(socket, st, q, slot))
 }
 
 /// Sends one text message; false when the socket failed or did not take it in time.
@@ -252,7 +562,7 @@ async fn send(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, text
     )
 }
 
-async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
+async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery, _slot: SocketSlot) {
     let (mut tx, mut rx_socket) = socket.split();
     st.metrics.subscribers.inc();
     // Subscribe before reading the ring, so nothing published in between is missed; the
@@ -261,6 +571,7 @@ async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
     let room = q.room.as_deref();
     let mut last = st.hub.last_seq();
     let mut shutdown = st.shutdown.clone();
+    let mut alive = Liveness::new(Duration::from_millis(st.limits.ws_idle_timeout_ms));
     let hello = serde_json::json!({ "type": "hello", "last_seq": last, "room": room }).to_string();
     let mut ok = send(&mut tx, hello).await;
     if let (true, Some(since)) = (ok, q.since) {
@@ -299,7 +610,13 @@ async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery) {
                 let _ = tx.send(Message::Close(None)).await;
                 break;
             }
-            incoming = rx_socket.next() => if client_closed(&incoming) { break },
+            m = rx_socket.next() => if let Incoming::Stop = incoming(&mut tx, m, &mut alive).await { break },
+            _ = alive.ping.tick() => if !ping(&mut tx).await { break },
+            _ = alive.idle.as_mut() => {
+                st.metrics.limited("ws_idle");
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
             msg = live.recv() => match msg {
                 Ok(m) => {
                     if room.is_some_and(|r| r != &*m.room) || (m.kind == MsgKind::Alert && m.seq <= last) {

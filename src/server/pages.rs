@@ -17,9 +17,18 @@ pub async fn console() -> Html<&'static str> {
     Html(CONSOLE_HTML)
 }
 
-/// `GET /overlay?room=…&hide=SECONDS`.
+/// The overlay page with its script inline: OBS loads it with `?token=` in the URL, which a
+/// separate `/assets/overlay.js` request would not carry.
+static OVERLAY_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    OVERLAY_HTML.replace(
+        r#"<script src="/assets/overlay.js"></script>"#,
+        &format!("<script>\n{OVERLAY_JS}</script>"),
+    )
+});
+
+/// `GET /overlay?room=…&hide=SECONDS[&token=…]`.
 pub async fn overlay() -> Html<&'static str> {
-    Html(OVERLAY_HTML)
+    Html(OVERLAY_PAGE.as_str())
 }
 
 /// `GET /assets/{file}`.
@@ -31,7 +40,11 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     (
-        [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
         body,
     )
         .into_response()

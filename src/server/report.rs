@@ -11,9 +11,11 @@ use serde::Deserialize;
 use super::actions::{ActionError, MAX_BY_CHARS};
 use super::AppState;
 use crate::alerts::{Alert, AlertKind};
+use crate::auth::Identity;
 use crate::classify::Verdict;
 use crate::ingest::User;
 use crate::taxonomy::{Action, Class, Lang, Source, Topic};
+use axum::Extension;
 
 /// Longest reported comment (a live comment is far shorter).
 pub const MAX_REPORT_CHARS: usize = 500;
@@ -54,7 +56,7 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ActionError> {
 }
 
 /// Checks a report and builds its alert (pure, for tests).
-pub fn alert_for(req: &ReportRequest, now_ms: u64) -> Result<Alert, ActionError> {
+pub fn alert_for(req: &ReportRequest, by: &str, now_ms: u64) -> Result<Alert, ActionError> {
     check_len("room", &req.room, MAX_ID_CHARS)?;
     check_len("text", &req.text, MAX_REPORT_CHARS)?;
     let class = Class::parse(&req.class)
@@ -71,12 +73,6 @@ pub fn alert_for(req: &ReportRequest, now_ms: u64) -> Result<Alert, ActionError>
             ActionError::BadRequest(format!("`topic` {t:?} is not a {} topic", class.as_str()))
         })?),
     };
-    let by = req
-        .by
-        .as_deref()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .unwrap_or("console");
     check_len("by", by, MAX_BY_CHARS)?;
     let user_name = req.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
     if let Some(u) = user_name {
@@ -119,17 +115,26 @@ pub fn alert_for(req: &ReportRequest, now_ms: u64) -> Result<Alert, ActionError>
 /// The handler: answers `{"seq": N}` once the alert is queued for the store.
 pub async fn post_report(
     State(st): State<AppState>,
+    Extension(identity): Extension<Identity>,
     body: Result<Json<ReportRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ActionError> {
-    let Json(req) = body.map_err(|e| ActionError::BadRequest(e.body_text()))?;
-    let alert = alert_for(&req, st.clock.now_ms())?;
+    let Json(req) = body.map_err(|e| super::actions::body_error(&st, &e))?;
+    if !identity.may_see(req.room.trim()) {
+        st.metrics.refused("room");
+        return Err(ActionError::Forbidden(format!(
+            "{} may not report in room {:?}",
+            identity.name, req.room
+        )));
+    }
+    let by = super::actions::actor(&identity, req.by.as_deref())?;
+    let alert = alert_for(&req, &by, st.clock.now_ms())?;
     let hub = st.hub.clone();
     // Publishing may wait for room in the store's queue: not on an async thread.
     let seq = tokio::task::spawn_blocking(move || hub.publish(alert))
         .await
         .map_err(|_| ActionError::Unavailable)?;
     st.metrics.console_action("report");
-    tracing::info!(seq, room = %req.room, class = %req.class, "missed comment reported");
+    tracing::info!(seq, room = %crate::logsafe::Esc(&req.room), class = %req.class, "missed comment reported");
     Ok(Json(serde_json::json!({ "seq": seq })))
 }
 
@@ -150,7 +155,12 @@ mod tests {
 
     #[test]
     fn a_report_becomes_a_reported_alert_with_a_ticket_class() {
-        let a = alert_for(&req("complaint", Some("logistics"), "day 12 and nothing"), 5).expect("valid");
+        let a = alert_for(
+            &req("complaint", Some("logistics"), "day 12 and nothing"),
+            "console",
+            5,
+        )
+        .expect("valid");
         assert_eq!(a.kind, AlertKind::Reported);
         assert_eq!(a.verdict.source, Source::Floor);
         assert!(a.wants_ticket());
@@ -166,7 +176,7 @@ mod tests {
             (req("attack", None, &"x".repeat(MAX_REPORT_CHARS + 1)), "`text`"),
         ];
         for (r, field) in cases {
-            match alert_for(&r, 1) {
+            match alert_for(&r, "console", 1) {
                 Err(ActionError::BadRequest(m)) => assert!(m.contains(field), "{m}"),
                 other => panic!("{other:?}"),
             }

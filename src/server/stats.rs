@@ -11,7 +11,9 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::AppState;
+use crate::auth::Identity;
 use crate::store::insights::{self, StatsQuery};
+use axum::Extension;
 
 /// The window when `since` is not given.
 pub const DEFAULT_SINCE: &str = "7d";
@@ -34,9 +36,20 @@ fn error(code: StatusCode, msg: &str) -> Response {
 /// `GET /api/stats`.
 pub async fn get_stats(
     State(st): State<AppState>,
+    Extension(identity): Extension<Identity>,
     params: Result<Query<StatsParams>, QueryRejection>,
 ) -> Response {
     let now_ms = st.clock.now_ms();
+    let params = match params {
+        Ok(Query(mut p)) => match identity.room_for(p.room.as_deref()) {
+            Ok(room) => {
+                p.room = room;
+                Ok(Query(p))
+            }
+            Err(m) => return st.guard.refuse(StatusCode::FORBIDDEN, "room", &m),
+        },
+        Err(e) => Err(e),
+    };
     let q = params.map_err(|e| e.body_text()).and_then(|Query(p)| {
         let since = p.since.as_deref().unwrap_or(DEFAULT_SINCE);
         StatsQuery::parse(since, p.until.as_deref(), p.room.as_deref(), now_ms)

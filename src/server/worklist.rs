@@ -12,7 +12,9 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::AppState;
+use crate::auth::Identity;
 use crate::store::worklist::{self, WorklistQuery};
+use axum::Extension;
 
 /// The query string, as typed.
 #[derive(Debug, Default, Deserialize)]
@@ -36,9 +38,20 @@ fn error(code: StatusCode, msg: &str) -> Response {
 /// `GET /api/tickets`.
 pub async fn get_tickets(
     State(st): State<AppState>,
+    Extension(identity): Extension<Identity>,
     params: Result<Query<TicketParams>, QueryRejection>,
 ) -> Response {
     let now_ms = st.clock.now_ms();
+    let params = match params {
+        Ok(Query(mut p)) => match identity.room_for(p.room.as_deref()) {
+            Ok(room) => {
+                p.room = room;
+                Ok(Query(p))
+            }
+            Err(m) => return st.guard.refuse(StatusCode::FORBIDDEN, "room", &m),
+        },
+        Err(e) => Err(e),
+    };
     let q = params.map_err(|e| e.body_text()).and_then(|Query(p)| {
         let overdue = matches!(p.overdue.as_deref(), Some("1" | "true"));
         WorklistQuery::parse(

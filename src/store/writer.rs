@@ -438,7 +438,7 @@ impl Writer {
                 for r in &reminders {
                     self.shared.metrics.reminder(r.stage.as_str());
                     if r.stage == Stage::Overdue {
-                        tracing::warn!(seq, room = %a.room, user = %a.user.id, due = r.due.as_str(), "ticket deadline breached");
+                        tracing::warn!(seq, room = %crate::logsafe::Esc(&a.room), user = %crate::logsafe::Esc(&a.user.id), due = r.due.as_str(), "ticket deadline breached");
                     }
                     out.push(Out::Msg(reminder_msg(&a, r)));
                 }

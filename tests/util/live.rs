@@ -181,8 +181,22 @@ pub struct Subscriber {
 impl Subscriber {
     /// Connects with `query` (e.g. `since=0&room=r1`); returns after the hello message.
     pub async fn connect(addr: SocketAddr, query: &str) -> Subscriber {
-        let url = format!("ws://{addr}/ws/alerts?{query}");
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        Self::connect_with(addr, query, &[]).await
+    }
+
+    /// [`connect`](Self::connect) sending `headers` with the upgrade (a token, an origin).
+    pub async fn connect_with(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> Subscriber {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{addr}/ws/alerts?{query}")
+            .into_client_request()
+            .expect("a request");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
             .await
             .expect("connect in time")
             .expect("connect");
@@ -203,6 +217,17 @@ impl Subscriber {
                 .expect("no socket error");
             if let Message::Text(t) = m {
                 return serde_json::from_str(t.as_str()).expect("JSON message");
+            }
+        }
+    }
+
+    /// The next message, or None once the socket has ended (or nothing came within [`WAIT`]).
+    pub async fn next_or_end(&mut self) -> Option<serde_json::Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
             }
         }
     }
@@ -234,6 +259,45 @@ impl Subscriber {
             }
         }
     }
+}
+
+/// A raw HTTP/1.1 request: `method path`, extra header lines, a body; returns the status
+/// code, the head (status line and headers) and the body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: localhost\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let out = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = out.split_once("\r\n\r\n").expect("a response");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, head.to_string(), body.to_string())
 }
 
 /// Sends one raw HTTP/1.1 request (`Connection: close`); returns the status code and the body.

@@ -163,7 +163,7 @@ pub fn comment(r: Record, origin: &Origin<'_>) -> Result<Event, FrameError> {
     let text = match (r.comment.0, r.content.0) {
         (Some(c), Some(t)) if c.is_empty() => t,
         (Some(c), _) | (None, Some(c)) => c,
-        (None, None) => return Err(FrameError::Missing("comment")),
+        (None, None) => return Err(FrameError::Missing("comment".into())),
     };
     let header = r.common.0.or(r.event.0).unwrap_or_default();
     let (nested, name_only) = match r.user {
@@ -187,7 +187,7 @@ pub fn comment(r: Record, origin: &Origin<'_>) -> Result<Event, FrameError> {
         .or(r.id_str.id())
         .or(name_only)
         .or(handle.clone())
-        .ok_or(FrameError::Missing("userId"))?;
+        .ok_or(FrameError::Missing("userId".into()))?;
     let name = u.nickname.0.or(r.nickname.0);
     // TikTok's createTime is ms in every generation; a hand-rolled `ts` may be seconds.
     let ts_ms = header

@@ -33,7 +33,7 @@ pub fn delete(r: Record) -> Result<Event, FrameError> {
     let mut user_ids = r.delete_user_ids_list.0;
     user_ids.extend(r.delete_user_ids.0);
     if msg_ids.is_empty() && user_ids.is_empty() {
-        return Err(FrameError::Missing("deleteMsgIds"));
+        return Err(FrameError::Missing("deleteMsgIds".into()));
     }
     let room = r.common.0.and_then(|c| c.room_id.id()).or(r.room_id.id());
     Ok(Event::Delete {

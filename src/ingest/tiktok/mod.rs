@@ -186,7 +186,7 @@ fn read(kind: Kind, body: &str, origin: &Origin<'_>) -> Result<Event, FrameError
     }
     // The body of a chat or deletion is an object (serde would read an array by position).
     if !is_object(body) {
-        return Err(FrameError::Missing("data"));
+        return Err(FrameError::Missing("data".into()));
     }
     if kind == Kind::Chat {
         let r: chat::Record =
@@ -395,7 +395,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"type":"chat","data":["hi","1"]}"#, "r"),
-            Err(FrameError::Missing("data"))
+            Err(FrameError::Missing("data".into()))
         );
     }
 

@@ -225,7 +225,8 @@ function fill(template, alert) {
   const user = alert.user.name || alert.user.handle || alert.user.id;
   // As on the server: in English {product} is a whole noun phrase ("the …" / "your item").
   const product = alert.lang === "zh" ? (alert.product || "这款") : (alert.product ? `the ${alert.product}` : "your item");
-  return template.replaceAll("{user}", user).replaceAll("{product}", product);
+  // Functions, not strings, as replacements: a viewer named `$'` or `$&` stays a name.
+  return template.replaceAll("{user}", () => user).replaceAll("{product}", () => product);
 }
 
 // h:mm:ss (or m:ss under an hour) for countdowns.
@@ -672,7 +673,15 @@ function connect() {
 // daemon's health (a source down or silent, the store failing: the console is blind).
 async function refreshSettings() {
   try {
-    const cfg = await (await fetch("/api/console")).json();
+    const res = await fetch("/api/console");
+    // The session ended (expired, logged out, token removed): back to the login form.
+    if (res.status === 401) { location.reload(); return; }
+    const cfg = await res.json();
+    if (cfg.identity && cfg.identity.token) {
+      // Actions are signed by the token's name: nothing to type.
+      $("operator").value = cfg.identity.name;
+      $("operator").disabled = true;
+    }
     if (cfg.response_ms) state.responseMs = cfg.response_ms;
     const banner = $("banner");
     banner.hidden = !cfg.rules_error;

@@ -5,6 +5,8 @@
 
 const params = new URLSearchParams(location.search);
 const room = params.get("room") || "";
+// An overlay-role token for OBS, which can send neither a header nor a cookie.
+const token = params.get("token") || "";
 const hideMs = Math.max(3, Number(params.get("hide")) || 15) * 1000;
 const ISSUE = {
   zh: { defect: "质量问题", not_as_shown: "与直播不符", authenticity: "真假疑问", size_fit: "尺寸不合适",
@@ -49,7 +51,7 @@ function updateQueue() {
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/ws/overlay?room=${encodeURIComponent(room)}`);
+  const ws = new WebSocket(`${proto}://${location.host}/ws/overlay?room=${encodeURIComponent(room)}${token ? `&token=${encodeURIComponent(token)}` : ""}`);
   ws.onmessage = (ev) => {
     const p = JSON.parse(ev.data);
     if (showing) { queue.push(p); updateQueue(); } else show(p);
