@@ -126,54 +126,44 @@ fn is_word_char(c: char) -> bool {
 /// Appends the text features of `norm` to `out`.
 pub fn text_features(norm: &Normalized, out: &mut Features) {
     let text = norm.text.as_str();
-    let bytes = text.as_bytes();
-    // The last two tokens: (hash, start).
+    // The previous token: (hash, start).
     let mut prev: Option<(u64, u32)> = None;
-    let mut first = true;
     let mut last: Option<(u64, u32, u32)> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let Some(c) = text.get(i..).and_then(|s| s.chars().next()) else {
-            break;
-        };
-        let start = i;
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
         let (tok, end) = if is_word_char(c) {
-            let mut j = i;
-            let mut all_digits = true;
-            let mut h: u64 = SEED_WORD;
-            while let Some(d) = text.get(j..).and_then(|s| s.chars().next()) {
+            let mut end = start + c.len_utf8();
+            let mut all_digits = c.is_ascii_digit();
+            let mut h = mix(SEED_WORD, c as u64);
+            while let Some(&(k, d)) = chars.peek() {
                 if !is_word_char(d) {
                     break;
                 }
                 all_digits &= d.is_ascii_digit();
                 h = mix(h, d as u64);
-                j += d.len_utf8();
+                end = k + d.len_utf8();
+                chars.next();
             }
             // Digits say only how many: a price, a day count, a handle.
             let tok = if all_digits {
-                mix(0xD161, digit_class(j - i))
+                mix(0xD161, digit_class(end - start))
             } else {
                 h
             };
-            (tok, j)
+            (tok, end)
         } else if c.is_whitespace() {
-            i += c.len_utf8();
             continue;
         } else {
-            (c as u64, i + c.len_utf8())
+            (c as u64, start + c.len_utf8())
         };
         let (s, e) = (start as u32, end as u32);
         out.push(mix(SEED_UNI, tok), Kind::Uni, (s, e));
-        if first {
-            out.push(mix(SEED_FIRST, tok), Kind::Edge, (s, e));
-            first = false;
-        }
-        if let Some((p, ps)) = prev {
-            out.push(mix(mix(SEED_BI, p), tok), Kind::Bi, (ps, e));
+        match prev {
+            Some((p, ps)) => out.push(mix(mix(SEED_BI, p), tok), Kind::Bi, (ps, e)),
+            None => out.push(mix(SEED_FIRST, tok), Kind::Edge, (s, e)),
         }
         prev = Some((tok, s));
         last = Some((tok, s, e));
-        i = end;
     }
     if let Some((tok, s, e)) = last {
         out.push(mix(SEED_LAST, tok), Kind::Edge, (s, e));
