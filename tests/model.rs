@@ -353,6 +353,10 @@ async fn the_floor_teaches_the_model_a_missed_shape_and_a_false_positive() {
         assert!(is_sentinel(&a), "the dismissed shape no longer alerts: {a}");
     }
     assert!(metric(d.addr, "liveguard_verdict_sources_total{source=\"model\"}").await >= 1.0);
+    assert_eq!(
+        metric(d.addr, "liveguard_verdict_sources_total{source=\"floor\"}").await,
+        5.0
+    );
     d.stop(Duration::from_secs(5)).await;
 }
 

@@ -128,12 +128,14 @@ pub async fn post_report(
     }
     let by = super::actions::actor(&identity, req.by.as_deref())?;
     let alert = alert_for(&req, &by, st.clock.now_ms())?;
+    let topic = alert.verdict.topic;
     let hub = st.hub.clone();
     // Publishing may wait for room in the store's queue: not on an async thread.
     let seq = tokio::task::spawn_blocking(move || hub.publish(alert))
         .await
         .map_err(|_| ActionError::Unavailable)?;
     st.metrics.console_action("report");
+    st.metrics.verdict(topic, Source::Floor);
     tracing::info!(seq, room = %crate::logsafe::Esc(&req.room), class = %req.class, "missed comment reported");
     Ok(Json(serde_json::json!({ "seq": seq })))
 }
