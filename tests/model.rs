@@ -121,26 +121,8 @@ fn a_weak_rule_the_model_never_saw_is_not_overruled() {
 fn train_rebuilds_the_shipped_model_byte_for_byte() {
     let out = tempfile::tempdir().expect("tmp");
     let model = out.path().join("m.lgm");
-    let model_arg = model.to_string_lossy().into_owned();
     // The README's command, without cross-validation (the same model, faster).
-    let o = run(
-        &repo(),
-        &[
-            "train",
-            "data/train",
-            "data/dev",
-            "--weight",
-            "data/dev=3",
-            "--rules",
-            "rules",
-            "--folds",
-            "0",
-            "--out",
-            &model_arg,
-        ],
-        "",
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    train(&repo().join("rules"), &model, &[]);
     let built = std::fs::read(&model).expect("model written");
     let shipped = std::fs::read(repo().join("rules/model/liveguard.lgm")).expect("shipped model");
     assert!(
@@ -213,11 +195,11 @@ fn is_sentinel(a: &serde_json::Value) -> bool {
         .is_some_and(|u| u.starts_with("sentinel"))
 }
 
-/// Runs `liveguard train` on the repo's data plus `extra` args, writing the model into
-/// `rules` (a daemon watching it hot-reloads).
-fn train_into(rules: &Path, extra: &[&str]) {
+/// Runs `liveguard train` (the README's command, no cross-validation) on the repo's data plus
+/// `extra` args, with the packs in `rules`, writing the model to `out`.
+fn train(rules: &Path, out: &Path, extra: &[&str]) {
     let rules_arg = rules.to_string_lossy().into_owned();
-    let out_arg = rules.join("model/liveguard.lgm").to_string_lossy().into_owned();
+    let out_arg = out.to_string_lossy().into_owned();
     let mut args = vec![
         "train",
         "data/train",
@@ -234,6 +216,11 @@ fn train_into(rules: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     let t = run(&repo(), &args, "");
     assert_eq!(t.status.code(), Some(0), "{}", String::from_utf8_lossy(&t.stderr));
+}
+
+/// [`train`] into the model file of `rules` (a daemon watching it hot-reloads).
+fn train_into(rules: &Path, extra: &[&str]) {
+    train(rules, &rules.join("model/liveguard.lgm"), extra);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
