@@ -352,31 +352,24 @@ impl Pipeline {
         let routed = match self.signals.route(&room, &user, topic, attack_text, now) {
             Route::New => false,
             Route::Repeat(seq) => {
-                self.hub.update(seq, now, move |a| {
-                    a.count += 1;
-                    a.msg_ids.push(msg_id);
+                self.hub.update_msg(seq, now, msg_id.clone(), move |a| {
+                    a.count = a.count.saturating_add(1);
+                    a.add_msg_id(msg_id);
                 });
                 self.signals.touched(&room, &user, seq, now);
                 true
             }
-            Route::Cluster { seq, brigade, .. } => {
+            Route::Cluster { seq, brigade, users } => {
                 let user = user.clone();
                 let name = alert.user.display().to_string();
-                self.hub.update(seq, now, move |a| {
-                    a.count += 1;
-                    a.msg_ids.push(msg_id);
-                    if !a.users.contains(&user) {
-                        // Alerts stored before names were kept have none: pad with ids.
-                        while a.user_names.len() < a.users.len() {
-                            a.user_names.push(a.users[a.user_names.len()].clone());
-                        }
-                        a.users.push(user.clone());
-                        a.user_names.push(name);
-                    }
+                self.hub.update_msg(seq, now, msg_id.clone(), move |a| {
+                    a.count = a.count.saturating_add(1);
+                    a.add_msg_id(msg_id);
+                    a.add_user(&user, name, Some(users));
                     if brigade && a.kind != AlertKind::Brigade {
                         a.kind = AlertKind::Brigade;
                         a.verdict.action = Action::MuteReview;
-                        tracing::info!(room = %crate::logsafe::Esc(&a.room), user = %crate::logsafe::Esc(&user), users = a.users.len(), "brigade");
+                        tracing::info!(room = %crate::logsafe::Esc(&a.room), user = %crate::logsafe::Esc(&user), users = a.users_total, "brigade");
                     }
                 });
                 true
@@ -444,7 +437,7 @@ impl AlertBase<'_> {
             }
         }
         let mut a = Alert::new(kind, c.room.clone(), user, text, v, self.now_ms);
-        a.msg_ids.push(c.msg_id.clone());
+        a.add_msg_id(c.msg_id.clone());
         a.product = c.product.clone();
         a.buyer = buyer;
         a.new_account = new_account;

@@ -272,7 +272,7 @@ pub fn write_alert(
         a.user.id,
         a.product,
         a.status.as_str(),
-        a.users.len() as i64,
+        i64::from(a.users_total).max(a.users.len() as i64),
         i64::from(a.count),
         a.backlog,
         a.retracted,

@@ -43,6 +43,8 @@ pub enum Cmd {
         now_ms: u64,
         /// The change.
         change: Change,
+        /// A message id the change adds (indexed for deletions).
+        msg_id: Option<String>,
         /// Who waits for the result.
         reply: Option<oneshot::Sender<Result<Arc<Alert>, Failed>>>,
     },
@@ -93,6 +95,48 @@ impl Hot {
     }
 }
 
+/// Message ids the writer has seen, newest [`MSG_INDEX_CAP`] kept, to the alert holding each:
+/// an alert's JSON keeps only a sample of its ids, and a deletion of any of them retracts it.
+struct MsgIndex {
+    map: HashMap<u64, u64>,
+    order: VecDeque<u64>,
+}
+
+/// Message ids remembered for deletions (about 24 bytes each: 6 MiB at the cap). A brigade
+/// of 20,000 fits many times over; a deletion of an id older than this finds only the sample.
+pub const MSG_INDEX_CAP: usize = 262_144;
+
+impl MsgIndex {
+    fn key(msg_id: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        msg_id.hash(&mut h);
+        h.finish()
+    }
+
+    fn insert(&mut self, msg_id: &str, seq: u64) {
+        if msg_id.is_empty() {
+            return;
+        }
+        let k = Self::key(msg_id);
+        if self.map.insert(k, seq).is_none() {
+            self.order.push_back(k);
+        }
+        while self.map.len() > MSG_INDEX_CAP {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn get(&self, msg_id: &str) -> Option<u64> {
+        self.map.get(&Self::key(msg_id)).copied()
+    }
+}
+
 /// The writer's state.
 pub struct Writer {
     conn: Connection,
@@ -100,6 +144,7 @@ pub struct Writer {
     tickets: TicketConfig,
     batch_max: usize,
     hot: Hot,
+    msg_index: MsgIndex,
     /// Active tickets: when each next needs a look.
     schedule: HashMap<u64, u64>,
     retention_ms: Option<u64>,
@@ -142,6 +187,10 @@ impl Writer {
             shared,
             tickets,
             batch_max: cfg.batch_max.max(1),
+            msg_index: MsgIndex {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            },
             hot,
             schedule,
             retention_ms: (cfg.retention_days > 0).then(|| u64::from(cfg.retention_days) * 86_400_000),
@@ -245,9 +294,9 @@ impl Writer {
         }
         draft.updated_ms = now_ms;
         self.track(&draft);
+        let body = draft.fit_body();
         let new = Arc::new(draft);
         self.hot.insert(new.clone());
-        let body = super::body(&new);
         out.push(Out::Msg(Self::msg(MsgKind::Update, &new, &body)));
         writes.push((new.clone(), body, Some(cur)));
         Ok(new)
@@ -261,11 +310,15 @@ impl Writer {
         for cmd in batch {
             match cmd {
                 Cmd::Publish(a) => {
-                    let a = Arc::new(*a);
+                    let mut a = *a;
+                    let body = a.fit_body();
+                    let a = Arc::new(a);
                     top_seq = top_seq.max(a.seq);
+                    for m in &a.msg_ids {
+                        self.msg_index.insert(m, a.seq);
+                    }
                     self.track(&a);
                     self.hot.insert(a.clone());
-                    let body = super::body(&a);
                     out.push(Out::Msg(Self::msg(MsgKind::Alert, &a, &body)));
                     writes.push((a, body, None));
                 }
@@ -273,13 +326,18 @@ impl Writer {
                     seq,
                     now_ms,
                     change,
+                    msg_id,
                     reply,
                 } => match (self.change(seq, now_ms, change, &mut writes, &mut out), reply) {
                     (Ok(a), Some(r)) => out.push(Out::Reply(r, a)),
                     (Err(e), Some(r)) => {
                         let _ = r.send(Err(e));
                     }
-                    (Ok(_), None) => {}
+                    (Ok(a), None) => {
+                        if let Some(m) = msg_id {
+                            self.msg_index.insert(&m, a.seq);
+                        }
+                    }
                     (Err(e), None) => tracing::debug!(seq, ?e, "update not applied"),
                 },
                 Cmd::Retract {
@@ -288,7 +346,7 @@ impl Writer {
                     user_ids,
                     now_ms,
                 } => {
-                    let seqs: Vec<u64> = self
+                    let mut seqs: Vec<u64> = self
                         .hot
                         .map
                         .values()
@@ -305,14 +363,20 @@ impl Writer {
                         })
                         .map(|a| a.seq)
                         .collect();
+                    // Ids past an alert's sample, or of an alert no longer in memory.
+                    for m in &msg_ids {
+                        if let Some(seq) = self.msg_index.get(m) {
+                            if !seqs.contains(&seq) {
+                                seqs.push(seq);
+                            }
+                        }
+                    }
                     for seq in seqs {
                         let done = self.change(
                             seq,
                             now_ms,
-                            Box::new(|a| {
-                                a.retracted = true;
-                                true
-                            }),
+                            // Found by id and by user at once: retracted once.
+                            Box::new(|a| !std::mem::replace(&mut a.retracted, true)),
                             &mut writes,
                             &mut out,
                         );

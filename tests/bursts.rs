@@ -1,0 +1,92 @@
+//! Bursts through the real binary: a 20,000-user brigade and a 20,000-times repeater stay one
+//! small alert, within bounded memory, bytes to one subscriber and WAL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::live::{canonical, Firehose, Subscriber};
+use crate::util::{spawn_daemon, state_dir};
+
+const ATTACK: &str = "你们就是骗子";
+const COMPLAINT: &str = "收到的手镯有裂纹，要退货";
+const N: usize = 20_000;
+const MB: usize = 1024 * 1024;
+
+/// Peak resident memory of process `pid`, bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// What one subscriber heard: bytes, the largest message, new alerts and each alert's latest
+/// version.
+#[derive(Default)]
+struct Heard {
+    bytes: usize,
+    largest: usize,
+    messages: usize,
+    alerts: Vec<u64>,
+    latest: HashMap<u64, Value>,
+}
+
+/// Reads `sub` until `done` says the latest versions are complete (or 60 s pass).
+async fn listen(sub: &mut Subscriber, done: impl Fn(&HashMap<u64, Value>) -> bool) -> Heard {
+    let mut h = Heard::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(&h.latest) && tokio::time::Instant::now() < deadline {
+        let Some(raw) = sub.try_next_raw(Duration::from_secs(5)).await else { break };
+        h.bytes += raw.len();
+        h.largest = h.largest.max(raw.len());
+        h.messages += 1;
+        let m: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_ne!(m["type"], "lagged", "the subscriber fell behind");
+        let seq = m["seq"].as_u64().unwrap_or(0);
+        if m["type"] == "alert" {
+            h.alerts.push(seq);
+        }
+        if m["type"] == "alert" || m["type"] == "update" {
+            h.latest.insert(seq, m);
+        }
+    }
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_repeating_a_complaint_20000_times_stays_in_bounded_memory() {
+    let state = state_dir();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    for i in 0..N {
+        fh.send(canonical("r2", &format!("c{i}"), "buyer", COMPLAINT));
+    }
+    let heard = listen(&mut sub, |l| l.values().any(|a| a["count"] == N as u64)).await;
+    let rss = peak_rss(child.id());
+    eprintln!(
+        "repeater: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
+        rss / MB,
+        heard.messages,
+        heard.bytes,
+        heard.largest
+    );
+    let a = heard
+        .latest
+        .values()
+        .find(|a| a["class"] == "complaint")
+        .expect("the complaint's alert");
+    assert_eq!(a["count"], N as u64);
+    assert_eq!(a["msg_ids_total"], N as u64);
+    assert_eq!(a["msg_ids"].as_array().map(Vec::len), Some(20));
+    assert!(heard.largest < 16 * 1024, "{} bytes", heard.largest);
+    assert!(rss <= 250 * MB, "peak RSS {} MB", rss / MB);
+    let _ = child.kill();
+    let _ = child.wait();
+}
