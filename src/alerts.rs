@@ -298,7 +298,12 @@ impl Alert {
             if let Some(s) = &mut self.verdict.script {
                 cut(s);
             }
-            for n in self.user_names.iter_mut().chain(self.users.iter_mut()).chain(self.msg_ids.iter_mut()) {
+            for n in self
+                .user_names
+                .iter_mut()
+                .chain(self.users.iter_mut())
+                .chain(self.msg_ids.iter_mut())
+            {
                 cut(n);
             }
             for n in [&mut self.user.name, &mut self.user.handle, &mut self.product]

@@ -41,7 +41,9 @@ async fn listen(sub: &mut Subscriber, done: impl Fn(&HashMap<u64, Value>) -> boo
     let mut h = Heard::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !done(&h.latest) && tokio::time::Instant::now() < deadline {
-        let Some(raw) = sub.try_next_raw(Duration::from_secs(5)).await else { break };
+        let Some(raw) = sub.try_next_raw(Duration::from_secs(5)).await else {
+            break;
+        };
         h.bytes += raw.len();
         h.largest = h.largest.max(raw.len());
         h.messages += 1;
@@ -56,6 +58,50 @@ async fn listen(sub: &mut Subscriber, done: impl Fn(&HashMap<u64, Value>) -> boo
         }
     }
     h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
+    let state = state_dir();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    for i in 0..N {
+        fh.send(canonical("r1", &format!("b{i}"), &format!("u{i}"), ATTACK));
+    }
+    let heard = listen(&mut sub, |l| l.values().any(|a| a["count"] == N as u64)).await;
+    let rss = peak_rss(child.id());
+    eprintln!(
+        "brigade: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
+        rss / MB,
+        heard.messages,
+        heard.bytes,
+        heard.largest
+    );
+    assert_eq!(heard.alerts.len(), 1, "one alert: {:?}", heard.alerts);
+    let a = &heard.latest[&heard.alerts[0]];
+    assert_eq!(a["kind"], "brigade");
+    assert_eq!(a["count"], N as u64);
+    assert_eq!(a["users_total"], N as u64);
+    assert_eq!(a["msg_ids_total"], N as u64);
+    assert_eq!(a["users"].as_array().map(Vec::len), Some(20));
+    assert_eq!(a["user_names"].as_array().map(Vec::len), Some(20));
+    assert_eq!(a["msg_ids"].as_array().map(Vec::len), Some(20));
+    assert!(heard.largest < 16 * 1024, "{} bytes", heard.largest);
+    assert!(rss <= 250 * MB, "peak RSS {} MB", rss / MB);
+    assert!(heard.bytes <= 20 * MB, "{} bytes to one subscriber", heard.bytes);
+
+    // A deletion of a message past the sample still retracts the alert.
+    fh.send(r#"{"type":"liveguard.delete.v1","room":{"id":"r1"},"msg_ids":["b19999"]}"#);
+    let seq = heard.alerts[0];
+    let retracted = listen(&mut sub, |l| l.get(&seq).is_some_and(|a| a["retracted"] == true)).await;
+    assert_eq!(
+        retracted.latest.get(&seq).map(|a| a["retracted"].clone()),
+        Some(Value::Bool(true))
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

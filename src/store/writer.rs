@@ -19,6 +19,12 @@ use crate::tickets::{Reminder, Stage, TicketConfig};
 /// How long the writer gathers changes before a commit (bounds the latency it adds).
 pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
+/// Updates to one alert go out at most this often: a brigade changes its alert thousands of
+/// times a second, and each subscriber needs only the latest version. The first update after
+/// a quiet spell goes out at once; the latest of those that follow waits for the next slot.
+/// Every version is still written.
+pub const UPDATE_EVERY: Duration = Duration::from_millis(250);
+
 /// A change to an alert; false refuses it (nothing is written).
 pub type Change = Box<dyn FnOnce(&mut Alert) -> bool + Send>;
 
@@ -149,6 +155,10 @@ pub struct Writer {
     schedule: HashMap<u64, u64>,
     retention_ms: Option<u64>,
     last_prune_ms: u64,
+    /// When a message about each recently changed alert last went out.
+    sent: HashMap<u64, Instant>,
+    /// The latest update of each alert waiting for its slot (see [`UPDATE_EVERY`]).
+    pending: HashMap<u64, HubMsg>,
 }
 
 /// One version to write: the alert, its body, the version written before.
@@ -195,12 +205,23 @@ impl Writer {
             schedule,
             retention_ms: (cfg.retention_days > 0).then(|| u64::from(cfg.retention_days) * 86_400_000),
             last_prune_ms: 0,
+            sent: HashMap::new(),
+            pending: HashMap::new(),
         })
     }
 
     /// Takes changes until every sender is gone, then returns (everything committed).
     pub fn run(mut self, rx: &mpsc::Receiver<Cmd>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match self.send_due() {
+                None => rx.recv().ok(),
+                Some(wait) => match rx.recv_timeout(wait) {
+                    Ok(c) => Some(c),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            let Some(first) = first else { break };
             // Group commit: a commit writes whole pages (~70 µs for one alert, ~18 µs each in
             // a batch of 1,024), so gather what arrives within a short window first.
             let until = Instant::now() + GROUP_COMMIT_WINDOW;
@@ -223,6 +244,7 @@ impl Writer {
             }
             self.process(batch);
         }
+        self.send_pending();
         tracing::debug!("store writer drained");
     }
 
@@ -398,19 +420,91 @@ impl Writer {
         }
         for o in out {
             match o {
-                Out::Msg(m) => {
-                    let _ = self.shared.tx.send(Arc::new(m));
-                }
+                Out::Msg(m) => self.emit(m),
                 Out::Reply(r, a) => {
                     let _ = r.send(Ok(a));
                 }
                 Out::Flushed(r) => {
+                    // "Sent out" includes the updates waiting for their slot.
+                    self.send_pending();
                     let _ = r.send(());
                 }
             }
         }
         if let Some(now) = tick {
             self.prune(now);
+        }
+    }
+
+    /// Sends `m` now, or keeps it as its alert's latest update until the alert's next slot.
+    fn emit(&mut self, m: HubMsg) {
+        let now = Instant::now();
+        match m.kind {
+            MsgKind::Update => {
+                if self
+                    .sent
+                    .get(&m.seq)
+                    .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
+                {
+                    self.pending.insert(m.seq, m);
+                    return;
+                }
+                self.pending.remove(&m.seq);
+                self.sent.insert(m.seq, now);
+            }
+            MsgKind::Alert => {
+                self.sent.insert(m.seq, now);
+            }
+            MsgKind::Reminder => {
+                // The version the reminder is about goes first.
+                if let Some(p) = self.pending.remove(&m.seq) {
+                    self.sent.insert(m.seq, now);
+                    let _ = self.shared.tx.send(Arc::new(p));
+                }
+            }
+        }
+        let _ = self.shared.tx.send(Arc::new(m));
+    }
+
+    /// Sends the updates whose slot has come; returns how long until the next one is due.
+    fn send_due(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .pending
+            .keys()
+            .filter(|s| {
+                self.sent
+                    .get(s)
+                    .is_none_or(|t| now.duration_since(*t) >= UPDATE_EVERY)
+            })
+            .copied()
+            .collect();
+        for seq in due {
+            if let Some(m) = self.pending.remove(&seq) {
+                self.sent.insert(seq, now);
+                let _ = self.shared.tx.send(Arc::new(m));
+            }
+        }
+        // Forget slots that have passed: the map holds only alerts changed in the last slot.
+        let pending = &self.pending;
+        self.sent
+            .retain(|s, t| now.duration_since(*t) < UPDATE_EVERY || pending.contains_key(s));
+        self.pending
+            .keys()
+            .filter_map(|s| self.sent.get(s))
+            .map(|t| UPDATE_EVERY.saturating_sub(now.duration_since(*t)))
+            .min()
+            .map(|d| d.max(Duration::from_millis(1)))
+    }
+
+    /// Sends every waiting update now (a flush, shutdown).
+    fn send_pending(&mut self) {
+        let now = Instant::now();
+        let mut waiting: Vec<HubMsg> = self.pending.drain().map(|(_, m)| m).collect();
+        waiting.sort_by_key(|m| m.seq);
+        for m in waiting {
+            self.sent.insert(m.seq, now);
+            let _ = self.shared.tx.send(Arc::new(m));
         }
     }
 
