@@ -470,7 +470,9 @@ impl Hub {
                 detail: format!("cannot start the writer thread: {e}"),
             })?;
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer = crate::store::spawn_checkpointer(&path, stop_checkpoints.clone())?;
+        let commits = shared.metrics.store_commits.clone();
+        let checkpointer =
+            crate::store::spawn_checkpointer(&path, stop_checkpoints.clone(), move || commits.get())?;
         tracing::info!(path = %path.display(), last_seq = last, "state database open");
         Ok(Arc::new(Self {
             submit: Mutex::new(Submit {

@@ -92,6 +92,21 @@ async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
     assert!(rss <= 250 * MB, "peak RSS {} MB", rss / MB);
     assert!(heard.bytes <= 20 * MB, "{} bytes to one subscriber", heard.bytes);
 
+    // The WAL is bounded: cut back to 64 MiB by a checkpoint, truncated once the writer is quiet.
+    let wal = state.join("liveguard.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let after_burst = wal_len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while wal_len() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "brigade: WAL {after_burst} bytes after the burst, {} once quiet",
+        wal_len()
+    );
+    assert!(after_burst <= 64 * MB as u64, "WAL {after_burst} bytes");
+    assert_eq!(wal_len(), 0, "a quiet writer's WAL is truncated");
+
     // A deletion of a message past the sample still retracts the alert.
     fh.send(r#"{"type":"liveguard.delete.v1","room":{"id":"r1"},"msg_ids":["b19999"]}"#);
     let seq = heard.alerts[0];
