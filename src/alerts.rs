@@ -31,6 +31,10 @@ pub const SAMPLE: usize = 20;
 /// One alert's JSON body stays at most this many bytes, whatever its comments and actions.
 pub const MAX_ALERT_BYTES: usize = 16 * 1024;
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// What produced an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -170,6 +174,13 @@ pub struct Alert {
     pub classified_ms: u64,
     /// Last change, ms since the epoch.
     pub updated_ms: u64,
+    /// An ops alert about several silent rooms of one source (`room` is `*`): the first
+    /// [`SAMPLE`] of them, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<String>,
+    /// How many rooms that ops alert is about.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rooms_total: u32,
     /// The complaint's ticket (complaints only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<Ticket>,
@@ -209,6 +220,8 @@ impl Alert {
             received_ms: now_ms,
             classified_ms: now_ms,
             updated_ms: now_ms,
+            rooms: Vec::new(),
+            rooms_total: 0,
             ticket: None,
         }
     }
@@ -298,11 +311,13 @@ impl Alert {
             if let Some(s) = &mut self.verdict.script {
                 cut(s);
             }
+            self.rooms.truncate(SAMPLE);
             for n in self
                 .user_names
                 .iter_mut()
                 .chain(self.users.iter_mut())
                 .chain(self.msg_ids.iter_mut())
+                .chain(self.rooms.iter_mut())
             {
                 cut(n);
             }

@@ -151,3 +151,56 @@ async fn a_user_repeating_a_complaint_20000_times_stays_in_bounded_memory() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_rooms_going_silent_at_once_are_one_ops_alert_per_source() {
+    use crate::util::live::daemon;
+    use liveguard::ingest::Format;
+    use liveguard::signals::SignalConfig;
+    const ROOMS: usize = 500;
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let signals = SignalConfig {
+        silence_after_ms: 300,
+        ..SignalConfig::default()
+    };
+    let d = daemon(&fh.url(), Format::Canonical, signals).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    for i in 0..ROOMS {
+        fh.send(canonical(
+            &format!("room{i:04}"),
+            &format!("s{i}"),
+            "viewer",
+            "你好",
+        ));
+    }
+    let ops = sub.next_alert().await;
+    assert_eq!(ops["kind"], "ops", "{ops}");
+    assert_eq!(ops["room"], "*");
+    let rooms: Vec<&str> = ops["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(rooms.len(), 20, "a capped list");
+    assert_eq!(rooms[0], "room0000", "sorted");
+    let first = ops["rooms_total"].as_u64().expect("rooms_total");
+    let text = format!("and {} more", first - 20);
+    assert!(ops["text"].as_str().is_some_and(|t| t.contains(&text)), "{ops}");
+    // Usually one sweep sees them all; a slow machine may spread the comments over two.
+    let mut total = first;
+    let mut alerts = 1;
+    while total < ROOMS as u64 {
+        let m = sub.next_alert().await;
+        assert_eq!(m["kind"], "ops", "{m}");
+        total += m["rooms_total"].as_u64().unwrap_or(1);
+        alerts += 1;
+    }
+    assert_eq!(total, ROOMS as u64);
+    assert!(alerts <= 2, "{alerts} ops alerts for one source");
+    // No per-room ops alert follows.
+    let more = sub.try_next(Duration::from_secs(1)).await;
+    assert!(more.is_none(), "another message: {more:?}");
+    d.stop(Duration::from_secs(5)).await;
+}
