@@ -764,6 +764,55 @@ mod tests {
         a
     }
 
+    #[test]
+    fn samples_are_capped_and_a_body_stays_under_16_kb_whatever_grows() {
+        let mut a = alert("r", "m0");
+        for i in 1..5_000 {
+            a.add_msg_id(format!("m{i}"));
+            a.add_user(&format!("u{i}"), format!("name{i}"), None);
+        }
+        assert_eq!((a.msg_ids.len(), a.msg_ids_total), (SAMPLE, 5_000));
+        assert_eq!(
+            (a.users.len(), a.user_names.len(), a.users_total),
+            (SAMPLE, SAMPLE, 5_000)
+        );
+        let long = "骗".repeat(20_000);
+        a.text = long.clone();
+        a.verdict.script = Some(long.clone());
+        a.verdict.evidence = (0..100)
+            .map(|i| crate::classify::Evidence {
+                rule: Arc::from("r"),
+                start: i,
+                end: i + 3,
+                text: long.clone(),
+                context: false,
+            })
+            .collect();
+        for i in 0..6 {
+            a.actions.push(ActionRecord {
+                action: "send_script".into(),
+                by: long.clone(),
+                at_ms: i,
+                script: Some(long.clone()),
+                choice: None,
+            });
+        }
+        let mut t = Ticket::open(0, TicketConfig::default().for_room("r"));
+        for i in 0..crate::tickets::MAX_FOLLOWUPS {
+            t.follow(crate::tickets::Followup {
+                msg_id: format!("f{i}"),
+                text: long.clone(),
+                at_ms: 0,
+            });
+        }
+        a.ticket = Some(t);
+        let body = a.fit_body();
+        assert!(body.len() <= MAX_ALERT_BYTES, "{} bytes", body.len());
+        let back: Alert = serde_json::from_str(&body).expect("still an alert");
+        assert_eq!(back.actions.len(), 6, "actions are cut, never dropped");
+        assert!(back.verdict.evidence.iter().all(|e| e.end <= back.text.len()));
+    }
+
     fn open(dir: &std::path::Path) -> Arc<Hub> {
         let cfg = StoreConfig {
             path: Some(dir.join("t.db")),
