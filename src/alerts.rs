@@ -23,6 +23,18 @@ use crate::store::{StoreConfig, StoreError};
 use crate::taxonomy::Class;
 use crate::tickets::{Ticket, TicketConfig};
 
+/// A brigade or repeat alert lists at most this many users and message ids (the first ones);
+/// `users_total` and `msg_ids_total` count them all. A 20,000-user brigade stays one small
+/// alert, not a 500 KB one re-sent on every join.
+pub const SAMPLE: usize = 20;
+
+/// One alert's JSON body stays at most this many bytes, whatever its comments and actions.
+pub const MAX_ALERT_BYTES: usize = 16 * 1024;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// What produced an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,13 +130,20 @@ pub struct Alert {
     pub room: String,
     /// The (first) writer.
     pub user: User,
-    /// Every distinct user id involved (brigades, merged repeats).
+    /// The first [`SAMPLE`] distinct user ids involved (brigades, merged repeats).
     pub users: Vec<String>,
     /// Their display names, in the same order (a brigade card lists people, not ids).
     #[serde(default)]
     pub user_names: Vec<String>,
-    /// Platform message ids involved (for deletions).
+    /// How many distinct users the alert stands for (`users` keeps the first [`SAMPLE`]).
+    #[serde(default)]
+    pub users_total: u32,
+    /// The first [`SAMPLE`] platform message ids involved (deletions of later ones still
+    /// retract: the store's writer indexes every id, see `store::writer`).
     pub msg_ids: Vec<String>,
+    /// How many message ids the alert stands for (`msg_ids` keeps the first [`SAMPLE`]).
+    #[serde(default)]
+    pub msg_ids_total: u32,
     /// The comment text (for split messages: the joined texts).
     pub text: String,
     /// class, topic, score, evidence (spans in `text`), action, script, lang: serialized
@@ -155,6 +174,13 @@ pub struct Alert {
     pub classified_ms: u64,
     /// Last change, ms since the epoch.
     pub updated_ms: u64,
+    /// An ops alert about several silent rooms of one source (`room` is `*`): the first
+    /// [`SAMPLE`] of them, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<String>,
+    /// How many rooms that ops alert is about.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rooms_total: u32,
     /// The complaint's ticket (complaints only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<Ticket>,
@@ -176,8 +202,10 @@ impl Alert {
             room,
             users: vec![user.id.clone()],
             user_names: vec![user.display().to_string()],
+            users_total: 1,
             user,
             msg_ids: Vec::new(),
+            msg_ids_total: 0,
             text,
             verdict,
             product: None,
@@ -192,6 +220,8 @@ impl Alert {
             received_ms: now_ms,
             classified_ms: now_ms,
             updated_ms: now_ms,
+            rooms: Vec::new(),
+            rooms_total: 0,
             ticket: None,
         }
     }
@@ -218,7 +248,105 @@ impl Alert {
         let mut a = Self::new(AlertKind::Ops, room, user, text, verdict, now_ms);
         a.users.clear();
         a.user_names.clear();
+        a.users_total = 0;
         a
+    }
+
+    /// Counts one more message id; keeps it while the sample has room.
+    pub fn add_msg_id(&mut self, id: String) {
+        // Alerts stored before totals were kept have none: the list is the count.
+        self.msg_ids_total = self
+            .msg_ids_total
+            .max(self.msg_ids.len() as u32)
+            .saturating_add(1);
+        if self.msg_ids.len() < SAMPLE {
+            self.msg_ids.push(id);
+        }
+    }
+
+    /// Counts user `id` (named `name`); `distinct` is the number of distinct users so far when
+    /// the caller knows it (the room's cluster does). Keeps the user while the sample has room.
+    pub fn add_user(&mut self, id: &str, name: String, distinct: Option<usize>) {
+        // Alerts stored before names were kept have none: pad with ids.
+        while self.user_names.len() < self.users.len() {
+            self.user_names.push(self.users[self.user_names.len()].clone());
+        }
+        let known = self.users.iter().any(|u| u == id);
+        if !known && self.users.len() < SAMPLE {
+            self.users.push(id.to_string());
+            self.user_names.push(name);
+        }
+        let at_least = self.users_total.max(self.users.len() as u32);
+        self.users_total = match distinct {
+            Some(n) => at_least.max(u32::try_from(n).unwrap_or(u32::MAX)),
+            None if !known && self.users.len() >= SAMPLE => at_least.saturating_add(1),
+            None => at_least,
+        };
+    }
+
+    /// Shrinks what a client could make grow (the text, evidence, scripts, the action log,
+    /// follow-ups, the samples) until the JSON body is at most [`MAX_ALERT_BYTES`]; returns
+    /// the body. Cheap when the alert already fits (one serialization).
+    pub fn fit_body(&mut self) -> String {
+        let body = serde_json::to_string(&*self).unwrap_or_default();
+        if body.len() <= MAX_ALERT_BYTES {
+            return body;
+        }
+        // Tighter each round; the last round leaves only short fields and short lists.
+        for chars in [1_000usize, 300, 80, 20] {
+            self.users.truncate(SAMPLE);
+            self.user_names.truncate(SAMPLE);
+            self.msg_ids.truncate(SAMPLE);
+            let cut = |s: &mut String| *s = crate::limits::cut(s, chars).0;
+            let (text, was_cut) = crate::limits::cut(&self.text, chars);
+            if was_cut {
+                let kept = text.len() - '…'.len_utf8();
+                self.verdict.evidence.retain(|e| e.end <= kept);
+                self.text = text;
+            }
+            self.verdict.evidence.truncate(chars / 10);
+            for e in &mut self.verdict.evidence {
+                cut(&mut e.text);
+            }
+            if let Some(s) = &mut self.verdict.script {
+                cut(s);
+            }
+            self.rooms.truncate(SAMPLE);
+            for n in self
+                .user_names
+                .iter_mut()
+                .chain(self.users.iter_mut())
+                .chain(self.msg_ids.iter_mut())
+                .chain(self.rooms.iter_mut())
+            {
+                cut(n);
+            }
+            for n in [&mut self.user.name, &mut self.user.handle, &mut self.product]
+                .into_iter()
+                .flatten()
+            {
+                cut(n);
+            }
+            cut(&mut self.user.id);
+            // Actions are few (each state allows one), but a script is as long as typed.
+            for r in &mut self.actions {
+                for s in [&mut r.script, &mut r.choice].into_iter().flatten() {
+                    cut(s);
+                }
+                cut(&mut r.by);
+            }
+            if let Some(t) = &mut self.ticket {
+                for f in &mut t.followups {
+                    cut(&mut f.text);
+                    cut(&mut f.msg_id);
+                }
+            }
+            let body = serde_json::to_string(&*self).unwrap_or_default();
+            if body.len() <= MAX_ALERT_BYTES {
+                return body;
+            }
+        }
+        serde_json::to_string(&*self).unwrap_or_default()
     }
 
     /// Whether this alert opens a ticket: a buyer's complaint (not a signal or ops alert).
@@ -357,7 +485,9 @@ impl Hub {
                 detail: format!("cannot start the writer thread: {e}"),
             })?;
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer = crate::store::spawn_checkpointer(&path, stop_checkpoints.clone())?;
+        let commits = shared.metrics.store_commits.clone();
+        let checkpointer =
+            crate::store::spawn_checkpointer(&path, stop_checkpoints.clone(), move || commits.get())?;
         tracing::info!(path = %path.display(), last_seq = last, "state database open");
         Ok(Arc::new(Self {
             submit: Mutex::new(Submit {
@@ -427,6 +557,27 @@ impl Hub {
         });
     }
 
+    /// Queues a change to alert `seq` that adds message `msg_id` to it: the writer indexes
+    /// the id, so a deletion of it retracts the alert even when the id is past the sample.
+    pub fn update_msg(
+        &self,
+        seq: u64,
+        now_ms: u64,
+        msg_id: String,
+        change: impl FnOnce(&mut Alert) + Send + 'static,
+    ) {
+        self.send(|_| Cmd::Update {
+            seq,
+            now_ms,
+            change: Box::new(move |a| {
+                change(a);
+                true
+            }),
+            msg_id: Some(msg_id),
+            reply: None,
+        });
+    }
+
     /// Queues a change to alert `seq` that may decline (returns false): then nothing is
     /// written or sent.
     pub fn update_if(&self, seq: u64, now_ms: u64, change: impl FnOnce(&mut Alert) -> bool + Send + 'static) {
@@ -434,6 +585,7 @@ impl Hub {
             seq,
             now_ms,
             change: Box::new(change),
+            msg_id: None,
             reply: None,
         });
     }
@@ -460,6 +612,7 @@ impl Hub {
                     false
                 }
             }),
+            msg_id: None,
             reply: Some(tx),
         });
         if !sent {
@@ -609,6 +762,55 @@ mod tests {
         let mut a = Alert::new(AlertKind::Comment, room.into(), user, "t".into(), verdict, 0);
         a.msg_ids.push(msg.into());
         a
+    }
+
+    #[test]
+    fn samples_are_capped_and_a_body_stays_under_16_kb_whatever_grows() {
+        let mut a = alert("r", "m0");
+        for i in 1..5_000 {
+            a.add_msg_id(format!("m{i}"));
+            a.add_user(&format!("u{i}"), format!("name{i}"), None);
+        }
+        assert_eq!((a.msg_ids.len(), a.msg_ids_total), (SAMPLE, 5_000));
+        assert_eq!(
+            (a.users.len(), a.user_names.len(), a.users_total),
+            (SAMPLE, SAMPLE, 5_000)
+        );
+        let long = "骗".repeat(20_000);
+        a.text = long.clone();
+        a.verdict.script = Some(long.clone());
+        a.verdict.evidence = (0..100)
+            .map(|i| crate::classify::Evidence {
+                rule: Arc::from("r"),
+                start: i,
+                end: i + 3,
+                text: long.clone(),
+                context: false,
+            })
+            .collect();
+        for i in 0..6 {
+            a.actions.push(ActionRecord {
+                action: "send_script".into(),
+                by: long.clone(),
+                at_ms: i,
+                script: Some(long.clone()),
+                choice: None,
+            });
+        }
+        let mut t = Ticket::open(0, TicketConfig::default().for_room("r"));
+        for i in 0..crate::tickets::MAX_FOLLOWUPS {
+            t.follow(crate::tickets::Followup {
+                msg_id: format!("f{i}"),
+                text: long.clone(),
+                at_ms: 0,
+            });
+        }
+        a.ticket = Some(t);
+        let body = a.fit_body();
+        assert!(body.len() <= MAX_ALERT_BYTES, "{} bytes", body.len());
+        let back: Alert = serde_json::from_str(&body).expect("still an alert");
+        assert_eq!(back.actions.len(), 6, "actions are cut, never dropped");
+        assert!(back.verdict.evidence.iter().all(|e| e.end <= back.text.len()));
     }
 
     fn open(dir: &std::path::Path) -> Arc<Hub> {

@@ -151,6 +151,7 @@ impl Pipeline {
         match item.event {
             Event::Comment(c) => self.comment(
                 worker,
+                &item.source,
                 &c,
                 &item.received_at,
                 item.received_ms,
@@ -176,11 +177,39 @@ impl Pipeline {
         self.metrics.tracked_rooms.set(rooms as i64);
         self.metrics.tracked_users.set(users as i64);
         let after_s = self.signals.config().silence_after_ms / 1000;
-        for room in newly_silent {
-            tracing::warn!(room = %crate::logsafe::Esc(&room), after_s, "room firehose silent");
-            let text = format!("no comments from room {room} for {after_s} s: the watcher may be blind");
+        // One ops alert per source, however many of its rooms went quiet at once (10,000
+        // rooms going quiet together is one event, not 10,000 alerts).
+        let mut by_source: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (source, room) in newly_silent {
+            by_source.entry(source).or_default().push(room);
+        }
+        for (source, mut rooms) in by_source {
+            rooms.sort();
+            let total = rooms.len();
+            let alert = if total == 1 {
+                let room = rooms.remove(0);
+                tracing::warn!(room = %crate::logsafe::Esc(&room), after_s, "room firehose silent");
+                let text = format!("no comments from room {room} for {after_s} s: the watcher may be blind");
+                Alert::ops(room, text, now_ms)
+            } else {
+                tracing::warn!(source = %crate::logsafe::Esc(&source), rooms = total, after_s, "room firehoses silent");
+                rooms.truncate(crate::alerts::SAMPLE);
+                let more = if total > rooms.len() {
+                    format!(" and {} more", total - rooms.len())
+                } else {
+                    String::new()
+                };
+                let text = format!(
+                    "no comments from {total} rooms of {source} for {after_s} s ({}{more}): the watcher may be blind",
+                    rooms.join(", ")
+                );
+                let mut a = Alert::ops("*".into(), text, now_ms);
+                a.rooms = rooms;
+                a.rooms_total = u32::try_from(total).unwrap_or(u32::MAX);
+                a
+            };
             self.metrics.alert(AlertKind::Ops.as_str());
-            self.hub.publish(Alert::ops(room, text, now_ms));
+            self.hub.publish(alert);
         }
     }
 
@@ -188,6 +217,7 @@ impl Pipeline {
     fn comment(
         &self,
         worker: &mut WorkerState,
+        source: &str,
         c: &Comment,
         received_at: &Instant,
         received_ms: u64,
@@ -227,11 +257,15 @@ impl Pipeline {
             product: c.product.as_deref(),
         };
         let mut verdict = classify(&rules, scratch, input);
-        let (observed, tracked) =
-            self.signals
-                .observe(&c.room, &c.user.id, &c.text, &scratch.norm.text, now_ms, || {
-                    self.metrics.room_counter(&c.room, format.as_str())
-                });
+        let (observed, tracked) = self.signals.observe(
+            source,
+            &c.room,
+            &c.user.id,
+            &c.text,
+            &scratch.norm.text,
+            now_ms,
+            || self.metrics.room_counter(&c.room, format.as_str()),
+        );
         if let Some(counter) = &observed.counter {
             counter.inc();
         }
@@ -352,31 +386,24 @@ impl Pipeline {
         let routed = match self.signals.route(&room, &user, topic, attack_text, now) {
             Route::New => false,
             Route::Repeat(seq) => {
-                self.hub.update(seq, now, move |a| {
-                    a.count += 1;
-                    a.msg_ids.push(msg_id);
+                self.hub.update_msg(seq, now, msg_id.clone(), move |a| {
+                    a.count = a.count.saturating_add(1);
+                    a.add_msg_id(msg_id);
                 });
                 self.signals.touched(&room, &user, seq, now);
                 true
             }
-            Route::Cluster { seq, brigade, .. } => {
+            Route::Cluster { seq, brigade, users } => {
                 let user = user.clone();
                 let name = alert.user.display().to_string();
-                self.hub.update(seq, now, move |a| {
-                    a.count += 1;
-                    a.msg_ids.push(msg_id);
-                    if !a.users.contains(&user) {
-                        // Alerts stored before names were kept have none: pad with ids.
-                        while a.user_names.len() < a.users.len() {
-                            a.user_names.push(a.users[a.user_names.len()].clone());
-                        }
-                        a.users.push(user.clone());
-                        a.user_names.push(name);
-                    }
+                self.hub.update_msg(seq, now, msg_id.clone(), move |a| {
+                    a.count = a.count.saturating_add(1);
+                    a.add_msg_id(msg_id);
+                    a.add_user(&user, name, Some(users));
                     if brigade && a.kind != AlertKind::Brigade {
                         a.kind = AlertKind::Brigade;
                         a.verdict.action = Action::MuteReview;
-                        tracing::info!(room = %crate::logsafe::Esc(&a.room), user = %crate::logsafe::Esc(&user), users = a.users.len(), "brigade");
+                        tracing::info!(room = %crate::logsafe::Esc(&a.room), user = %crate::logsafe::Esc(&user), users = a.users_total, "brigade");
                     }
                 });
                 true
@@ -444,7 +471,7 @@ impl AlertBase<'_> {
             }
         }
         let mut a = Alert::new(kind, c.room.clone(), user, text, v, self.now_ms);
-        a.msg_ids.push(c.msg_id.clone());
+        a.add_msg_id(c.msg_id.clone());
         a.product = c.product.clone();
         a.buyer = buyer;
         a.new_account = new_account;

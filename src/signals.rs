@@ -108,12 +108,16 @@ struct UserState {
 #[derive(Debug)]
 struct Cluster {
     first_ms: u64,
-    users: Vec<String>,
+    /// Distinct users by hash: a 20,000-user brigade is 20,000 lookups, not 200 million
+    /// string comparisons.
+    users: std::collections::HashSet<u64>,
     seq: Option<u64>,
 }
 
 #[derive(Debug)]
 struct RoomState {
+    /// The source the room's comments come from (silent rooms are reported per source).
+    source: String,
     last_ms: u64,
     silent: bool,
     comments: Counter,
@@ -179,8 +183,10 @@ impl Signals {
     /// Records a comment and reports what its history says. `make_counter` is called once per
     /// new room, for its metrics counter. Returns `None` for the user part when the user state
     /// is at its cap (the room part still counts).
+    #[allow(clippy::too_many_arguments)] // one call site per comment; each is a field of it
     pub fn observe(
         &self,
+        source: &str,
         room: &str,
         user: &str,
         text: &str,
@@ -199,6 +205,7 @@ impl Signals {
             self.rooms.insert(
                 room.to_string(),
                 RoomState {
+                    source: source.to_string(),
                     last_ms: now_ms,
                     silent: false,
                     comments,
@@ -286,9 +293,7 @@ impl Signals {
         let window = self.cfg.brigade_window_ms;
         match r.clusters.get_mut(&tk) {
             Some(c) if now_ms.saturating_sub(c.first_ms) <= window => {
-                if !c.users.iter().any(|x| x == user) {
-                    c.users.push(user.to_string());
-                }
+                c.users.insert(user_key("", user));
                 match c.seq {
                     Some(seq) => Route::Cluster {
                         seq,
@@ -303,7 +308,7 @@ impl Signals {
                     tk,
                     Cluster {
                         first_ms: now_ms,
-                        users: vec![user.to_string()],
+                        users: std::iter::once(user_key("", user)).collect(),
                         seq: None,
                     },
                 );
@@ -345,8 +350,9 @@ impl Signals {
     }
 
     /// Periodic upkeep: returns rooms that just went silent, and forgets idle users, rooms
-    /// and old clusters. Returns (newly silent rooms, silent room count, rooms, users).
-    pub fn sweep(&self, now_ms: u64) -> (Vec<String>, usize, usize, usize) {
+    /// and old clusters. Returns (newly silent (source, room) pairs, silent room count, rooms,
+    /// users).
+    pub fn sweep(&self, now_ms: u64) -> (Vec<(String, String)>, usize, usize, usize) {
         let cfg = &self.cfg;
         self.users
             .retain(|_, u| now_ms.saturating_sub(u.last_ms) <= cfg.user_ttl_ms);
@@ -361,7 +367,7 @@ impl Signals {
                 silent += 1;
                 if !r.silent {
                     r.silent = true;
-                    newly.push(r.key().clone());
+                    newly.push((r.source.clone(), r.key().clone()));
                 }
             }
         }
@@ -381,7 +387,7 @@ mod tests {
     }
 
     fn observe(s: &Signals, user: &str, text: &str, at: u64) -> Observed {
-        s.observe("r", user, text, text, at, Counter::default).0
+        s.observe("src", "r", user, text, text, at, Counter::default).0
     }
 
     #[test]
@@ -455,14 +461,17 @@ mod tests {
     fn state_is_capped_and_expires() {
         let s = sig();
         for u in ["a", "b", "c"] {
-            assert!(s.observe("r", u, "x", "x", 0, Counter::default).1);
+            assert!(s.observe("src", "r", u, "x", "x", 0, Counter::default).1);
         }
         assert!(
-            !s.observe("r", "d", "x", "x", 0, Counter::default).1,
+            !s.observe("src", "r", "d", "x", "x", 0, Counter::default).1,
             "over the cap: not tracked"
         );
         let (newly, silent, rooms, users) = s.sweep(61_000);
-        assert_eq!((newly, silent, rooms, users), (vec!["r".to_string()], 1, 1, 3));
+        assert_eq!(
+            (newly, silent, rooms, users),
+            (vec![("src".to_string(), "r".to_string())], 1, 1, 3)
+        );
         let (newly, ..) = s.sweep(62_000);
         assert!(newly.is_empty(), "silence is reported once");
         let (_, _, rooms, users) = s.sweep(10_000_000);

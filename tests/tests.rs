@@ -6,6 +6,8 @@
 //! - `browser`: the console and overlay pages in real headless Chromium.
 //! - `shift`: a floor manager's shift in Chromium: the worklist with 600 buyers, a steady feed,
 //!   a blind source turning the console red, copy over plain HTTP.
+//! - `bursts`: a 20,000-user brigade and a 20,000-times repeater through the real binary:
+//!   one small alert, bounded memory, bytes to a subscriber and WAL.
 //! - `cli`: the real `liveguard` binary: classify exit codes and malformed lines, `rules check`
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
@@ -30,6 +32,7 @@
 mod util;
 
 mod browser;
+mod bursts;
 mod cli;
 mod daemon;
 mod engine;

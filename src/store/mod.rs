@@ -180,6 +180,9 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, St
     // commit time they stalled the writer, and every alert behind it, for milliseconds.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(|e| classify_err(path, e))?;
+    // A checkpoint that empties the WAL leaves the file at most this long (bounded disk).
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(|e| classify_err(path, e))?;
     // Damage in the header or the schema shows here, at start-up, not at the first alert.
     let check: String = conn
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
@@ -272,7 +275,7 @@ pub fn write_alert(
         a.user.id,
         a.product,
         a.status.as_str(),
-        a.users.len() as i64,
+        i64::from(a.users_total).max(a.users.len() as i64),
         i64::from(a.count),
         a.backlog,
         a.retracted,
@@ -456,14 +459,22 @@ pub fn prune(conn: &mut Connection, before_ms: u64) -> Result<usize, StoreError>
 /// How often the checkpointer moves the WAL into the database file.
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Starts the thread that checkpoints the WAL beside the writer (PASSIVE: it never blocks the
-/// writer), until `stop` is set; then truncates the WAL once.
+/// The WAL is cut back to this many bytes when a checkpoint empties it (`journal_size_limit`).
+pub const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Starts the thread that checkpoints the WAL beside the writer until `stop` is set, then
+/// truncates the WAL once. While commits come (`commits` counts them) it checkpoints PASSIVE
+/// (it never blocks the writer); once a tick passes with no commit, it checkpoints TRUNCATE
+/// once, so a burst's WAL does not stay on disk until shutdown.
 pub fn spawn_checkpointer(
     path: &Path,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    commits: impl Fn() -> u64 + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let conn = Connection::open(path).map_err(|e| classify_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| classify_err(path, e))?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(|e| classify_err(path, e))?;
     let shown = path.display().to_string();
     std::thread::Builder::new()
@@ -477,9 +488,19 @@ pub fn spawn_checkpointer(
                     tracing::warn!(path = %shown, error = %e, "WAL checkpoint failed");
                 }
             };
+            let mut seen = commits();
+            let mut truncated = true;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                run("PASSIVE");
+                let now = commits();
+                if now != seen {
+                    seen = now;
+                    truncated = false;
+                    run("PASSIVE");
+                } else if !truncated {
+                    truncated = true;
+                    run("TRUNCATE");
+                }
             }
             run("TRUNCATE");
         })

@@ -19,6 +19,12 @@ use crate::tickets::{Reminder, Stage, TicketConfig};
 /// How long the writer gathers changes before a commit (bounds the latency it adds).
 pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
+/// Updates to one alert go out at most this often: a brigade changes its alert thousands of
+/// times a second, and each subscriber needs only the latest version. The first update after
+/// a quiet spell goes out at once; the latest of those that follow waits for the next slot.
+/// Every version is still written.
+pub const UPDATE_EVERY: Duration = Duration::from_millis(250);
+
 /// A change to an alert; false refuses it (nothing is written).
 pub type Change = Box<dyn FnOnce(&mut Alert) -> bool + Send>;
 
@@ -43,6 +49,8 @@ pub enum Cmd {
         now_ms: u64,
         /// The change.
         change: Change,
+        /// A message id the change adds (indexed for deletions).
+        msg_id: Option<String>,
         /// Who waits for the result.
         reply: Option<oneshot::Sender<Result<Arc<Alert>, Failed>>>,
     },
@@ -93,6 +101,48 @@ impl Hot {
     }
 }
 
+/// Message ids the writer has seen, newest [`MSG_INDEX_CAP`] kept, to the alert holding each:
+/// an alert's JSON keeps only a sample of its ids, and a deletion of any of them retracts it.
+struct MsgIndex {
+    map: HashMap<u64, u64>,
+    order: VecDeque<u64>,
+}
+
+/// Message ids remembered for deletions (about 24 bytes each: 6 MiB at the cap). A brigade
+/// of 20,000 fits many times over; a deletion of an id older than this finds only the sample.
+pub const MSG_INDEX_CAP: usize = 262_144;
+
+impl MsgIndex {
+    fn key(msg_id: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        msg_id.hash(&mut h);
+        h.finish()
+    }
+
+    fn insert(&mut self, msg_id: &str, seq: u64) {
+        if msg_id.is_empty() {
+            return;
+        }
+        let k = Self::key(msg_id);
+        if self.map.insert(k, seq).is_none() {
+            self.order.push_back(k);
+        }
+        while self.map.len() > MSG_INDEX_CAP {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn get(&self, msg_id: &str) -> Option<u64> {
+        self.map.get(&Self::key(msg_id)).copied()
+    }
+}
+
 /// The writer's state.
 pub struct Writer {
     conn: Connection,
@@ -100,10 +150,15 @@ pub struct Writer {
     tickets: TicketConfig,
     batch_max: usize,
     hot: Hot,
+    msg_index: MsgIndex,
     /// Active tickets: when each next needs a look.
     schedule: HashMap<u64, u64>,
     retention_ms: Option<u64>,
     last_prune_ms: u64,
+    /// When a message about each recently changed alert last went out.
+    sent: HashMap<u64, Instant>,
+    /// The latest update of each alert waiting for its slot (see [`UPDATE_EVERY`]).
+    pending: HashMap<u64, HubMsg>,
 }
 
 /// One version to write: the alert, its body, the version written before.
@@ -142,16 +197,31 @@ impl Writer {
             shared,
             tickets,
             batch_max: cfg.batch_max.max(1),
+            msg_index: MsgIndex {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            },
             hot,
             schedule,
             retention_ms: (cfg.retention_days > 0).then(|| u64::from(cfg.retention_days) * 86_400_000),
             last_prune_ms: 0,
+            sent: HashMap::new(),
+            pending: HashMap::new(),
         })
     }
 
     /// Takes changes until every sender is gone, then returns (everything committed).
     pub fn run(mut self, rx: &mpsc::Receiver<Cmd>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match self.send_due() {
+                None => rx.recv().ok(),
+                Some(wait) => match rx.recv_timeout(wait) {
+                    Ok(c) => Some(c),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            let Some(first) = first else { break };
             // Group commit: a commit writes whole pages (~70 µs for one alert, ~18 µs each in
             // a batch of 1,024), so gather what arrives within a short window first.
             let until = Instant::now() + GROUP_COMMIT_WINDOW;
@@ -174,6 +244,7 @@ impl Writer {
             }
             self.process(batch);
         }
+        self.send_pending();
         tracing::debug!("store writer drained");
     }
 
@@ -245,9 +316,9 @@ impl Writer {
         }
         draft.updated_ms = now_ms;
         self.track(&draft);
+        let body = draft.fit_body();
         let new = Arc::new(draft);
         self.hot.insert(new.clone());
-        let body = super::body(&new);
         out.push(Out::Msg(Self::msg(MsgKind::Update, &new, &body)));
         writes.push((new.clone(), body, Some(cur)));
         Ok(new)
@@ -261,11 +332,15 @@ impl Writer {
         for cmd in batch {
             match cmd {
                 Cmd::Publish(a) => {
-                    let a = Arc::new(*a);
+                    let mut a = *a;
+                    let body = a.fit_body();
+                    let a = Arc::new(a);
                     top_seq = top_seq.max(a.seq);
+                    for m in &a.msg_ids {
+                        self.msg_index.insert(m, a.seq);
+                    }
                     self.track(&a);
                     self.hot.insert(a.clone());
-                    let body = super::body(&a);
                     out.push(Out::Msg(Self::msg(MsgKind::Alert, &a, &body)));
                     writes.push((a, body, None));
                 }
@@ -273,13 +348,18 @@ impl Writer {
                     seq,
                     now_ms,
                     change,
+                    msg_id,
                     reply,
                 } => match (self.change(seq, now_ms, change, &mut writes, &mut out), reply) {
                     (Ok(a), Some(r)) => out.push(Out::Reply(r, a)),
                     (Err(e), Some(r)) => {
                         let _ = r.send(Err(e));
                     }
-                    (Ok(_), None) => {}
+                    (Ok(a), None) => {
+                        if let Some(m) = msg_id {
+                            self.msg_index.insert(&m, a.seq);
+                        }
+                    }
                     (Err(e), None) => tracing::debug!(seq, ?e, "update not applied"),
                 },
                 Cmd::Retract {
@@ -288,7 +368,7 @@ impl Writer {
                     user_ids,
                     now_ms,
                 } => {
-                    let seqs: Vec<u64> = self
+                    let mut seqs: Vec<u64> = self
                         .hot
                         .map
                         .values()
@@ -305,14 +385,20 @@ impl Writer {
                         })
                         .map(|a| a.seq)
                         .collect();
+                    // Ids past an alert's sample, or of an alert no longer in memory.
+                    for m in &msg_ids {
+                        if let Some(seq) = self.msg_index.get(m) {
+                            if !seqs.contains(&seq) {
+                                seqs.push(seq);
+                            }
+                        }
+                    }
                     for seq in seqs {
                         let done = self.change(
                             seq,
                             now_ms,
-                            Box::new(|a| {
-                                a.retracted = true;
-                                true
-                            }),
+                            // Found by id and by user at once: retracted once.
+                            Box::new(|a| !std::mem::replace(&mut a.retracted, true)),
                             &mut writes,
                             &mut out,
                         );
@@ -334,19 +420,91 @@ impl Writer {
         }
         for o in out {
             match o {
-                Out::Msg(m) => {
-                    let _ = self.shared.tx.send(Arc::new(m));
-                }
+                Out::Msg(m) => self.emit(m),
                 Out::Reply(r, a) => {
                     let _ = r.send(Ok(a));
                 }
                 Out::Flushed(r) => {
+                    // "Sent out" includes the updates waiting for their slot.
+                    self.send_pending();
                     let _ = r.send(());
                 }
             }
         }
         if let Some(now) = tick {
             self.prune(now);
+        }
+    }
+
+    /// Sends `m` now, or keeps it as its alert's latest update until the alert's next slot.
+    fn emit(&mut self, m: HubMsg) {
+        let now = Instant::now();
+        match m.kind {
+            MsgKind::Update => {
+                if self
+                    .sent
+                    .get(&m.seq)
+                    .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
+                {
+                    self.pending.insert(m.seq, m);
+                    return;
+                }
+                self.pending.remove(&m.seq);
+                self.sent.insert(m.seq, now);
+            }
+            MsgKind::Alert => {
+                self.sent.insert(m.seq, now);
+            }
+            MsgKind::Reminder => {
+                // The version the reminder is about goes first.
+                if let Some(p) = self.pending.remove(&m.seq) {
+                    self.sent.insert(m.seq, now);
+                    let _ = self.shared.tx.send(Arc::new(p));
+                }
+            }
+        }
+        let _ = self.shared.tx.send(Arc::new(m));
+    }
+
+    /// Sends the updates whose slot has come; returns how long until the next one is due.
+    fn send_due(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .pending
+            .keys()
+            .filter(|s| {
+                self.sent
+                    .get(s)
+                    .is_none_or(|t| now.duration_since(*t) >= UPDATE_EVERY)
+            })
+            .copied()
+            .collect();
+        for seq in due {
+            if let Some(m) = self.pending.remove(&seq) {
+                self.sent.insert(seq, now);
+                let _ = self.shared.tx.send(Arc::new(m));
+            }
+        }
+        // Forget slots that have passed: the map holds only alerts changed in the last slot.
+        let pending = &self.pending;
+        self.sent
+            .retain(|s, t| now.duration_since(*t) < UPDATE_EVERY || pending.contains_key(s));
+        self.pending
+            .keys()
+            .filter_map(|s| self.sent.get(s))
+            .map(|t| UPDATE_EVERY.saturating_sub(now.duration_since(*t)))
+            .min()
+            .map(|d| d.max(Duration::from_millis(1)))
+    }
+
+    /// Sends every waiting update now (a flush, shutdown).
+    fn send_pending(&mut self) {
+        let now = Instant::now();
+        let mut waiting: Vec<HubMsg> = self.pending.drain().map(|(_, m)| m).collect();
+        waiting.sort_by_key(|m| m.seq);
+        for m in waiting {
+            self.sent.insert(m.seq, now);
+            let _ = self.shared.tx.send(Arc::new(m));
         }
     }
 

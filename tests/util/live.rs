@@ -250,6 +250,23 @@ impl Subscriber {
         tokio::time::timeout(d, self.next_msg()).await.ok()
     }
 
+    /// The next text message as sent (its bytes count), or None if none arrives within `d`.
+    pub async fn try_next_raw(&mut self, d: Duration) -> Option<String> {
+        tokio::time::timeout(d, async {
+            while let Some(m) = self.stream.next().await {
+                match m {
+                    Ok(Message::Text(t)) => return Some(t.as_str().to_string()),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// The next `alert` message (skipping updates).
     pub async fn next_alert(&mut self) -> serde_json::Value {
         loop {

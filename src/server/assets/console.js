@@ -393,7 +393,8 @@ function fillCard(card, a) {
   const used = new Set((a.actions || []).map((r) => r.action));
   const actName = (r) => r.action === "send_script" ? t("sendScript") : r.action === "resolve" ? `${t("resolve")}: ${t(`r_${r.choice}`)}` : t(r.action);
   const log = (a.actions || []).map((r) => `${esc(actName(r))} · ${esc(t("by"))} ${esc(r.by)} · ${timeSecOf(r.at_ms)}`).join("<br>");
-  // Brigades list people by name (ids for alerts stored before names were kept).
+  // Brigades list people by name (ids for alerts stored before names were kept): the first
+  // 20, with users_total counting them all.
   const users = a.users || [];
   const names = (a.user_names || []).length === users.length ? a.user_names : users;
   const note = state.copyNotes.get(a.seq);
@@ -404,7 +405,7 @@ function fillCard(card, a) {
       ${a.backlog ? `<span>${esc(t("backlog"))}</span>` : ""}${a.retracted ? `<span>${esc(t("retracted"))}</span>` : ""}
       ${a.ticket ? "" : `<span class="timer"></span>`}</div>
     <p class="text">${highlight(a.text, a.evidence)}</p>
-    ${a.kind === "brigade" || users.length > 1 ? `<div class="users">${users.length} ${esc(t("users"))}: ${names.map(esc).join(", ")}</div>` : ""}
+    ${a.kind === "brigade" || users.length > 1 ? `<div class="users">${Math.max(a.users_total || 0, users.length)} ${esc(t("users"))}: ${names.map(esc).join(", ")}${(a.users_total || 0) > users.length ? ", …" : ""}</div>` : ""}
     <div class="tags">${a.topic ? `<span class="tag topic">${esc(t(a.topic))}</span>` : ""}
       ${a.class !== "neutral" ? `<span class="tag score">${Number(a.score).toFixed(2)}</span><span class="tag action">${esc(t(a.action))}</span>` : ""}
       ${a.ticket ? "" : `<span class="tag status">${esc(t(a.status))}</span>`}</div>

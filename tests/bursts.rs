@@ -1,0 +1,206 @@
+//! Bursts through the real binary: a 20,000-user brigade and a 20,000-times repeater stay one
+//! small alert, within bounded memory, bytes to one subscriber and WAL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::live::{canonical, Firehose, Subscriber};
+use crate::util::{spawn_daemon, state_dir};
+
+const ATTACK: &str = "你们就是骗子";
+const COMPLAINT: &str = "收到的手镯有裂纹，要退货";
+const N: usize = 20_000;
+const MB: usize = 1024 * 1024;
+
+/// Peak resident memory of process `pid`, bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// What one subscriber heard: bytes, the largest message, new alerts and each alert's latest
+/// version.
+#[derive(Default)]
+struct Heard {
+    bytes: usize,
+    largest: usize,
+    messages: usize,
+    alerts: Vec<u64>,
+    latest: HashMap<u64, Value>,
+}
+
+/// Reads `sub` until `done` says the latest versions are complete (or 60 s pass).
+async fn listen(sub: &mut Subscriber, done: impl Fn(&HashMap<u64, Value>) -> bool) -> Heard {
+    let mut h = Heard::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(&h.latest) && tokio::time::Instant::now() < deadline {
+        let Some(raw) = sub.try_next_raw(Duration::from_secs(5)).await else {
+            break;
+        };
+        h.bytes += raw.len();
+        h.largest = h.largest.max(raw.len());
+        h.messages += 1;
+        let m: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_ne!(m["type"], "lagged", "the subscriber fell behind");
+        let seq = m["seq"].as_u64().unwrap_or(0);
+        if m["type"] == "alert" {
+            h.alerts.push(seq);
+        }
+        if m["type"] == "alert" || m["type"] == "update" {
+            h.latest.insert(seq, m);
+        }
+    }
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
+    let state = state_dir();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    for i in 0..N {
+        fh.send(canonical("r1", &format!("b{i}"), &format!("u{i}"), ATTACK));
+    }
+    let heard = listen(&mut sub, |l| l.values().any(|a| a["count"] == N as u64)).await;
+    let rss = peak_rss(child.id());
+    eprintln!(
+        "brigade: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
+        rss / MB,
+        heard.messages,
+        heard.bytes,
+        heard.largest
+    );
+    assert_eq!(heard.alerts.len(), 1, "one alert: {:?}", heard.alerts);
+    let a = &heard.latest[&heard.alerts[0]];
+    assert_eq!(a["kind"], "brigade");
+    assert_eq!(a["count"], N as u64);
+    assert_eq!(a["users_total"], N as u64);
+    assert_eq!(a["msg_ids_total"], N as u64);
+    assert_eq!(a["users"].as_array().map(Vec::len), Some(20));
+    assert_eq!(a["user_names"].as_array().map(Vec::len), Some(20));
+    assert_eq!(a["msg_ids"].as_array().map(Vec::len), Some(20));
+    assert!(heard.largest < 16 * 1024, "{} bytes", heard.largest);
+    assert!(rss <= 250 * MB, "peak RSS {} MB", rss / MB);
+    assert!(heard.bytes <= 20 * MB, "{} bytes to one subscriber", heard.bytes);
+
+    // The WAL is bounded: cut back to 64 MiB by a checkpoint, truncated once the writer is quiet.
+    let wal = state.join("liveguard.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let after_burst = wal_len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while wal_len() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "brigade: WAL {after_burst} bytes after the burst, {} once quiet",
+        wal_len()
+    );
+    assert!(after_burst <= 64 * MB as u64, "WAL {after_burst} bytes");
+    assert_eq!(wal_len(), 0, "a quiet writer's WAL is truncated");
+
+    // A deletion of a message past the sample still retracts the alert.
+    fh.send(r#"{"type":"liveguard.delete.v1","room":{"id":"r1"},"msg_ids":["b19999"]}"#);
+    let seq = heard.alerts[0];
+    let retracted = listen(&mut sub, |l| l.get(&seq).is_some_and(|a| a["retracted"] == true)).await;
+    assert_eq!(
+        retracted.latest.get(&seq).map(|a| a["retracted"].clone()),
+        Some(Value::Bool(true))
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_repeating_a_complaint_20000_times_stays_in_bounded_memory() {
+    let state = state_dir();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    for i in 0..N {
+        fh.send(canonical("r2", &format!("c{i}"), "buyer", COMPLAINT));
+    }
+    let heard = listen(&mut sub, |l| l.values().any(|a| a["count"] == N as u64)).await;
+    let rss = peak_rss(child.id());
+    eprintln!(
+        "repeater: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
+        rss / MB,
+        heard.messages,
+        heard.bytes,
+        heard.largest
+    );
+    let a = heard
+        .latest
+        .values()
+        .find(|a| a["class"] == "complaint")
+        .expect("the complaint's alert");
+    assert_eq!(a["count"], N as u64);
+    assert_eq!(a["msg_ids_total"], N as u64);
+    assert_eq!(a["msg_ids"].as_array().map(Vec::len), Some(20));
+    assert!(heard.largest < 16 * 1024, "{} bytes", heard.largest);
+    assert!(rss <= 250 * MB, "peak RSS {} MB", rss / MB);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_rooms_going_silent_at_once_are_one_ops_alert_per_source() {
+    use crate::util::live::daemon;
+    use liveguard::ingest::Format;
+    use liveguard::signals::SignalConfig;
+    const ROOMS: usize = 500;
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let signals = SignalConfig {
+        silence_after_ms: 300,
+        ..SignalConfig::default()
+    };
+    let d = daemon(&fh.url(), Format::Canonical, signals).await;
+    fh.connected().await;
+    let mut sub = Subscriber::connect(d.addr, "").await;
+    for i in 0..ROOMS {
+        fh.send(canonical(
+            &format!("room{i:04}"),
+            &format!("s{i}"),
+            "viewer",
+            "你好",
+        ));
+    }
+    let ops = sub.next_alert().await;
+    assert_eq!(ops["kind"], "ops", "{ops}");
+    assert_eq!(ops["room"], "*");
+    let rooms: Vec<&str> = ops["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(rooms.len(), 20, "a capped list");
+    assert_eq!(rooms[0], "room0000", "sorted");
+    let first = ops["rooms_total"].as_u64().expect("rooms_total");
+    let text = format!("and {} more", first - 20);
+    assert!(ops["text"].as_str().is_some_and(|t| t.contains(&text)), "{ops}");
+    // Usually one sweep sees them all; a slow machine may spread the comments over two.
+    let mut total = first;
+    let mut alerts = 1;
+    while total < ROOMS as u64 {
+        let m = sub.next_alert().await;
+        assert_eq!(m["kind"], "ops", "{m}");
+        total += m["rooms_total"].as_u64().unwrap_or(1);
+        alerts += 1;
+    }
+    assert_eq!(total, ROOMS as u64);
+    assert!(alerts <= 2, "{alerts} ops alerts for one source");
+    // No per-room ops alert follows.
+    let more = sub.try_next(Duration::from_secs(1)).await;
+    assert!(more.is_none(), "another message: {more:?}");
+    d.stop(Duration::from_secs(5)).await;
+}
