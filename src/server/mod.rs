@@ -259,6 +259,27 @@ fn refuse(st: &AppState, code: StatusCode, reason: &'static str, message: &str) 
 /// Highest `since` accepted: sequence numbers are stored as SQLite's signed 64-bit integers.
 pub const MAX_SINCE: u64 = i64::MAX as u64;
 
+/// `{"error": msg}` with `code`.
+pub(crate) fn json_error(code: axum::http::StatusCode, msg: &str) -> Response {
+    (code, Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+/// Narrows a query's `room` to what `identity` may read (its own room when it is limited to
+/// one); a room it may not see gives the refusal to answer with (403, counted).
+pub(crate) fn scope_room(
+    st: &AppState,
+    identity: &crate::auth::Identity,
+    room: &mut Option<String>,
+) -> Option<Response> {
+    match identity.room_for(room.as_deref()) {
+        Ok(r) => {
+            *room = r;
+            None
+        }
+        Err(m) => Some(st.guard.refuse(axum::http::StatusCode::FORBIDDEN, "room", &m)),
+    }
+}
+
 /// Query of the alert endpoints.
 #[derive(Debug, Deserialize)]
 pub struct AlertQuery {

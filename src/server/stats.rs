@@ -29,9 +29,7 @@ pub struct StatsParams {
     pub room: Option<String>,
 }
 
-fn error(code: StatusCode, msg: &str) -> Response {
-    (code, Json(serde_json::json!({ "error": msg }))).into_response()
-}
+use super::json_error as error;
 
 /// `GET /api/stats`.
 pub async fn get_stats(
@@ -41,12 +39,9 @@ pub async fn get_stats(
 ) -> Response {
     let now_ms = st.clock.now_ms();
     let params = match params {
-        Ok(Query(mut p)) => match identity.room_for(p.room.as_deref()) {
-            Ok(room) => {
-                p.room = room;
-                Ok(Query(p))
-            }
-            Err(m) => return st.guard.refuse(StatusCode::FORBIDDEN, "room", &m),
+        Ok(Query(mut p)) => match super::scope_room(&st, &identity, &mut p.room) {
+            None => Ok(Query(p)),
+            Some(refused) => return refused,
         },
         Err(e) => Err(e),
     };

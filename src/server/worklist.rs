@@ -8,7 +8,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 
 use super::AppState;
@@ -31,9 +30,7 @@ pub struct TicketParams {
     pub limit: Option<usize>,
 }
 
-fn error(code: StatusCode, msg: &str) -> Response {
-    (code, Json(serde_json::json!({ "error": msg }))).into_response()
-}
+use super::json_error as error;
 
 /// `GET /api/tickets`.
 pub async fn get_tickets(
@@ -43,12 +40,9 @@ pub async fn get_tickets(
 ) -> Response {
     let now_ms = st.clock.now_ms();
     let params = match params {
-        Ok(Query(mut p)) => match identity.room_for(p.room.as_deref()) {
-            Ok(room) => {
-                p.room = room;
-                Ok(Query(p))
-            }
-            Err(m) => return st.guard.refuse(StatusCode::FORBIDDEN, "room", &m),
+        Ok(Query(mut p)) => match super::scope_room(&st, &identity, &mut p.room) {
+            None => Ok(Query(p)),
+            Some(refused) => return refused,
         },
         Err(e) => Err(e),
     };
