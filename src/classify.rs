@@ -518,6 +518,12 @@ fn second_opinion(
     model_features(rules, scratch, &v);
     let p = model.probs(&scratch.feats);
     match combine(v.class, v.score, &p, &rules.model_cfg(v.lang)) {
+        // One character or one word says too little for the model to raise an alert alone
+        // (骗, 假 and 傻 came up at P 0.6–0.77); the rules still judge them.
+        Opinion::Raise(..) if scratch.feats.tokens < MIN_TOKENS_TO_RAISE => Verdict {
+            source: Source::Rules,
+            ..v
+        },
         Opinion::Raise(class, pc) => match model.topic(&scratch.feats, class) {
             Some((topic, _)) => {
                 // Rare: only now are spans worth keeping, for the evidence.
@@ -588,6 +594,8 @@ fn model_verdict(
     }
 }
 
+/// The model raises an alert only on comments of at least this many tokens.
+pub const MIN_TOKENS_TO_RAISE: usize = 2;
 /// How many n-grams a model verdict shows as evidence.
 const MODEL_EVIDENCE: usize = 3;
 /// The rule name model evidence carries.

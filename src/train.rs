@@ -124,6 +124,8 @@ struct Prepared {
     lang: Lang,
     /// The rules' verdict: class and score.
     rules: (Class, f32),
+    /// Tokens in the text (the model raises nothing on one).
+    tokens: usize,
 }
 
 fn class_index(c: Class) -> usize {
@@ -197,6 +199,7 @@ fn prepare(rules: &RuleSet, items: &[Labelled]) -> Vec<Prepared> {
                 weight: it.weight,
                 lang: v.lang,
                 rules: (v.class, v.score),
+                tokens: scratch.feats.tokens,
             }
         })
         .collect()
@@ -398,6 +401,8 @@ pub struct Oof {
     pub rules: (Class, f32),
     /// The model's probabilities.
     pub probs: Probs,
+    /// Tokens in the text.
+    pub tokens: usize,
 }
 
 impl Oof {
@@ -405,6 +410,7 @@ impl Oof {
     pub fn decided(&self, cfg: &ModelCfg) -> Class {
         match combine(self.rules.0, self.rules.1, &self.probs, cfg) {
             Opinion::Keep(_) => self.rules.0,
+            Opinion::Raise(..) if self.tokens < classify::MIN_TOKENS_TO_RAISE => self.rules.0,
             Opinion::Raise(c, _) => c,
             Opinion::Drop => Class::Neutral,
         }
@@ -468,6 +474,7 @@ pub fn train(rules: &RuleSet, items: &[Labelled], files: &[(String, usize)], opt
                     origin: items[i].origin,
                     rules: data[i].rules,
                     probs: model.probs(&f),
+                    tokens: data[i].tokens,
                 });
             }
         }

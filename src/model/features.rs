@@ -39,6 +39,8 @@ pub struct Features {
     pub spans: Vec<(u32, u32)>,
     /// Kind of each feature.
     pub kinds: Vec<Kind>,
+    /// Tokens in the text (a Han character, a Latin word, a digit run).
+    pub tokens: usize,
     /// Keep spans and kinds too (evidence, explain); the hot path keeps hashes only.
     pub detail: bool,
     /// Names of the tags, in order, when explaining (`None` on the hot path).
@@ -51,6 +53,7 @@ impl Features {
         self.hashes.clear();
         self.spans.clear();
         self.kinds.clear();
+        self.tokens = 0;
         if let Some(names) = &mut self.tag_names {
             names.clear();
         }
@@ -157,6 +160,7 @@ pub fn text_features(norm: &Normalized, out: &mut Features) {
             (c as u64, start + c.len_utf8())
         };
         let (s, e) = (start as u32, end as u32);
+        out.tokens += 1;
         out.push(mix(SEED_UNI, tok), Kind::Uni, (s, e));
         match prev {
             Some((p, ps)) => out.push(mix(mix(SEED_BI, p), tok), Kind::Bi, (ps, e)),
