@@ -487,14 +487,16 @@ pub enum Opinion {
 /// The model's say over a rules' verdict of `class` scoring `score`: raise what the rules
 /// missed when sure, drop a weak rule hit it is sure is neutral, otherwise keep the rules'
 /// verdict. One function, so classify and training's threshold sweep decide alike.
-pub fn combine(class: Class, score: f32, p: &Probs, cfg: &ModelCfg) -> Opinion {
+/// A comment of fewer than [`MIN_TOKENS_TO_RAISE`] `tokens` is never raised: one character or
+/// one word says too little for the model alone (骗, 假 and 傻 came up at P 0.6–0.77).
+pub fn combine(class: Class, score: f32, p: &Probs, tokens: usize, cfg: &ModelCfg) -> Opinion {
     if class == Class::Neutral {
         let (c, pc, raise) = if p.complaint >= p.attack {
             (Class::Complaint, p.complaint, cfg.raise_complaint)
         } else {
             (Class::Attack, p.attack, cfg.raise_attack)
         };
-        if pc >= raise {
+        if pc >= raise && tokens >= MIN_TOKENS_TO_RAISE {
             return Opinion::Raise(c, pc);
         }
     } else if score < cfg.weak && p.neutral >= cfg.veto {
@@ -517,13 +519,13 @@ fn second_opinion(
 ) -> Verdict {
     model_features(rules, scratch, &v);
     let p = model.probs(&scratch.feats);
-    match combine(v.class, v.score, &p, &rules.model_cfg(v.lang)) {
-        // One character or one word says too little for the model to raise an alert alone
-        // (骗, 假 and 傻 came up at P 0.6–0.77); the rules still judge them.
-        Opinion::Raise(..) if scratch.feats.tokens < MIN_TOKENS_TO_RAISE => Verdict {
-            source: Source::Rules,
-            ..v
-        },
+    match combine(
+        v.class,
+        v.score,
+        &p,
+        scratch.feats.tokens,
+        &rules.model_cfg(v.lang),
+    ) {
         Opinion::Raise(class, pc) => match model.topic(&scratch.feats, class) {
             Some((topic, _)) => {
                 // Rare: only now are spans worth keeping, for the evidence.

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{self, combine, Input, Opinion, Scratch};
-use crate::model::{Model, ModelInfo, Probs, TOPICS};
+use crate::model::{class_index, softmax, Model, ModelInfo, Probs, TOPICS};
 use crate::rules::{ModelCfg, RuleSet};
 use crate::taxonomy::{Class, Lang, Topic};
 
@@ -128,14 +128,6 @@ struct Prepared {
     tokens: usize,
 }
 
-fn class_index(c: Class) -> usize {
-    match c {
-        Class::Complaint => 0,
-        Class::Attack => 1,
-        Class::Neutral => 2,
-    }
-}
-
 /// Removes repeats (same normalized text): the first one stays, so floor feedback listed first
 /// wins over older data. Returns the items kept and how many conflicting labels were dropped.
 pub fn dedupe(items: Vec<Labelled>) -> (Vec<Labelled>, usize) {
@@ -224,18 +216,6 @@ impl Rng {
             let j = (self.next() % (i as u64 + 1)) as usize;
             v.swap(i, j);
         }
-    }
-}
-
-fn softmax(v: &mut [f32]) {
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in v.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in v.iter_mut() {
-        *x /= sum;
     }
 }
 
@@ -408,9 +388,8 @@ pub struct Oof {
 impl Oof {
     /// The combined decision under thresholds `cfg`.
     pub fn decided(&self, cfg: &ModelCfg) -> Class {
-        match combine(self.rules.0, self.rules.1, &self.probs, cfg) {
+        match combine(self.rules.0, self.rules.1, &self.probs, self.tokens, cfg) {
             Opinion::Keep(_) => self.rules.0,
-            Opinion::Raise(..) if self.tokens < classify::MIN_TOKENS_TO_RAISE => self.rules.0,
             Opinion::Raise(c, _) => c,
             Opinion::Drop => Class::Neutral,
         }

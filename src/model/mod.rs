@@ -98,7 +98,8 @@ impl Probs {
     }
 }
 
-fn class_index(c: Class) -> usize {
+/// Index of `c` in the class head ([`CLASSES`] order).
+pub(crate) fn class_index(c: Class) -> usize {
     match c {
         Class::Complaint => 0,
         Class::Attack => 1,
@@ -107,7 +108,7 @@ fn class_index(c: Class) -> usize {
 }
 
 /// Softmax in place.
-fn softmax(v: &mut [f32]) {
+pub(crate) fn softmax(v: &mut [f32]) {
     let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for x in v.iter_mut() {
