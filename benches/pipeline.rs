@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use liveguard::alerts::HubMsg;
+use liveguard::clock::now_ms;
 use liveguard::config::Config;
 use liveguard::ingest::client::SourceConfig;
 use liveguard::ingest::Format;
-use liveguard::pipeline::now_ms;
 use liveguard::simulate::{Generator, SimConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, oneshot};

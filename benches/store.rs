@@ -36,7 +36,7 @@ fn alerts(n: usize) -> Vec<Alert> {
     });
     let mut s = Scratch::new();
     let mut out = Vec::with_capacity(n);
-    let now = liveguard::pipeline::now_ms();
+    let now = liveguard::clock::now_ms();
     while out.len() < n {
         let c = g.next_comment();
         let v = classify(

@@ -17,10 +17,16 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        now_ms()
     }
+}
+
+/// The wall clock, ms since the epoch: the one place it is read (stamps on frames, logs,
+/// sessions); what tests must control reads a [`Clock`] instead.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A clock that only moves when told to (tests).

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::history::SignalConfig;
 use crate::ingest::client::SourceConfig;
 use crate::rules::file::line_of;
-use crate::signals::SignalConfig;
 use crate::store::StoreConfig;
 use crate::tickets::TicketConfig;
 

@@ -108,6 +108,12 @@ pub struct StoreFailure {
     pub error: String,
 }
 
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "commits fail: {}", self.error)
+    }
+}
+
 /// Every source's health and the threshold.
 #[derive(Debug)]
 pub struct Health {

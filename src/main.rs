@@ -391,7 +391,7 @@ fn report(a: ReportArgs) -> anyhow::Result<()> {
             demo.display()
         );
     }
-    let now = liveguard::pipeline::now_ms();
+    let now = liveguard::clock::now_ms();
     let q = StatsQuery::parse(&a.since, a.until.as_deref(), a.room.as_deref(), now)
         .map_err(anyhow::Error::msg)?;
     let conn = liveguard::store::open_reader(&db)?;
@@ -516,7 +516,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Feedback {
             command: FeedbackCommand::Export { since, db },
         } => {
-            let since = liveguard::store::insights::parse_since(&since, liveguard::pipeline::now_ms())
+            let since = liveguard::store::insights::parse_since(&since, liveguard::clock::now_ms())
                 .map_err(anyhow::Error::msg)?;
             let conn = liveguard::store::open_reader(&db.path()?)?;
             let labels = liveguard::store::feedback::floor_labels(&conn, since)?;

@@ -137,8 +137,12 @@ pub struct Metrics {
     pub store_writes: Counter,
     /// Store transactions that failed (retried).
     pub store_errors: Counter,
-    /// Changes refused because the store was closed.
+    /// Changes refused because the store was closed or (for a handler) its queue was full.
     pub store_rejected: Counter,
+    /// Changes that found the writer's queue full and waited (the disk was slow or full).
+    pub store_waits: Counter,
+    /// Changes waiting for room in the writer's queue right now.
+    pub store_overflow: Gauge,
     /// Time to write and commit one batch, seconds.
     pub store_commit_seconds: Histogram,
     /// Alerts pruned by retention.
@@ -308,7 +312,22 @@ impl Metrics {
             "store_errors",
             "Store transactions that failed (retried)",
         );
-        let store_rejected = mk(&mut registry, "store_rejected", "Changes refused: store closed");
+        let store_rejected = mk(
+            &mut registry,
+            "store_rejected",
+            "Changes refused: store closed, or its queue full for a request that cannot wait",
+        );
+        let store_waits = mk(
+            &mut registry,
+            "store_waits",
+            "Changes that found the store's queue full and waited",
+        );
+        let store_overflow = Gauge::default();
+        registry.register(
+            "store_overflow",
+            "Changes waiting for room in the store's queue",
+            store_overflow.clone(),
+        );
         let store_pruned = mk(&mut registry, "store_pruned", "Alerts pruned by retention");
         // 10 µs .. ~5 s
         let store_commit_seconds = Histogram::new(exponential_buckets(1e-5, 2.0, 20));
@@ -449,6 +468,8 @@ impl Metrics {
             store_writes,
             store_errors,
             store_rejected,
+            store_waits,
+            store_overflow,
             store_commit_seconds,
             store_pruned,
             reminders,

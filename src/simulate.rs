@@ -12,8 +12,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::clock::now_ms;
 use crate::ingest::Format;
-use crate::pipeline::now_ms;
 use crate::shutdown::Shutdown;
 
 const NEUTRAL: &[&str] = &[

@@ -15,8 +15,8 @@ use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::Page;
 use futures_util::StreamExt;
 use liveguard::clock::ManualClock;
+use liveguard::history::SignalConfig;
 use liveguard::ingest::Format;
-use liveguard::signals::SignalConfig;
 
 use crate::util::live::{
     daemon, daemon_with_clock, get, metric, post, test_signals, Firehose, Subscriber, WAIT,
@@ -129,7 +129,7 @@ pub(crate) async fn click(page: &Page, selector: &str) {
 
 pub(crate) fn comment(room: &str, id: &str, user: &str, name: &str, text: &str) -> String {
     serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":room},"msg_id":id,
-        "ts_ms": liveguard::pipeline::now_ms(),"user":{"id":user,"name":name},"text":text})
+        "ts_ms": liveguard::clock::now_ms(),"user":{"id":user,"name":name},"text":text})
     .to_string()
 }
 
@@ -283,7 +283,7 @@ async fn console_and_overlay_in_a_real_browser() {
 /// A canonical comment naming a product, as the platform sends it.
 pub(crate) fn comment_on(room: &str, id: &str, user: &str, name: &str, text: &str, product: &str) -> String {
     serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":room},"msg_id":id,
-        "ts_ms": liveguard::pipeline::now_ms(),"user":{"id":user,"name":name},"text":text,
+        "ts_ms": liveguard::clock::now_ms(),"user":{"id":user,"name":name},"text":text,
         "product":{"id":product,"title":product}})
     .to_string()
 }
@@ -305,7 +305,7 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
     let run = async {
         let mut fh = Firehose::start("127.0.0.1:0").await;
         // Four hours of history before "now", walked through on a manual clock.
-        let clock = ManualClock::at(liveguard::pipeline::now_ms() - 4 * HOUR);
+        let clock = ManualClock::at(liveguard::clock::now_ms() - 4 * HOUR);
         let signals = SignalConfig {
             // The clock jumps hours: the firehose must not be reported silent meanwhile.
             silence_after_ms: 48 * HOUR,

@@ -155,8 +155,8 @@ async fn a_user_repeating_a_complaint_20000_times_stays_in_bounded_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_rooms_going_silent_at_once_are_one_ops_alert_per_source() {
     use crate::util::live::daemon;
+    use liveguard::history::SignalConfig;
     use liveguard::ingest::Format;
-    use liveguard::signals::SignalConfig;
     const ROOMS: usize = 500;
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let signals = SignalConfig {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use liveguard::history::SignalConfig;
 use liveguard::ingest::Format;
-use liveguard::signals::SignalConfig;
 
 use crate::util::live::{canonical, daemon, get, metric, test_signals, wait_metric, Firehose, Subscriber};
 
@@ -323,7 +323,7 @@ async fn deletions_retract_and_backlog_is_flagged() {
     fh.connected().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     let old = serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":"r1"},"msg_id":"old1",
-        "ts_ms": liveguard::pipeline::now_ms() - 3_600_000, "user":{"id":"u0"},"text":"你们就是骗子"});
+        "ts_ms": liveguard::clock::now_ms() - 3_600_000, "user":{"id":"u0"},"text":"你们就是骗子"});
     fh.send(old.to_string());
     let a = sub.next_alert().await;
     assert_eq!(
@@ -632,7 +632,7 @@ async fn user_signals_reach_the_decision() {
     let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
     fh.connected().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
-    let now = liveguard::pipeline::now_ms();
+    let now = liveguard::clock::now_ms();
     let event = |id: &str, user: &str, text: &str, signals: serde_json::Value| {
         // Each user in a room of their own, so identical texts do not cluster.
         serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":user},"msg_id":id,

@@ -18,8 +18,8 @@ use chromiumoxide::layout::Point;
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::Page;
 use liveguard::clock::ManualClock;
+use liveguard::history::SignalConfig;
 use liveguard::ingest::Format;
-use liveguard::signals::SignalConfig;
 
 use crate::browser::{click, comment, comment_on, eventually, Chrome};
 use crate::util::live::{daemon, get_status, test_config, test_signals, Firehose, Subscriber, WAIT};
@@ -87,7 +87,7 @@ async fn six_hundred_buyers_the_oldest_stays_in_the_worklist_with_the_right_coun
     const N: usize = 600;
     let run = async {
         let mut fh = Firehose::start("127.0.0.1:0").await;
-        let clock = ManualClock::at(liveguard::pipeline::now_ms());
+        let clock = ManualClock::at(liveguard::clock::now_ms());
         let signals = SignalConfig {
             silence_after_ms: 48 * HOUR,
             ..test_signals()

@@ -175,7 +175,7 @@ async fn next_reminder(sub: &mut Subscriber) -> Value {
 async fn ticket_deadlines_remind_record_breaches_and_survive_a_restart() {
     const H: u64 = 3_600_000;
     let store = crate::util::store();
-    let t0 = liveguard::pipeline::now_ms();
+    let t0 = liveguard::clock::now_ms();
     let clock = ManualClock::at(t0);
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let d = liveguard::daemon::start_with_clock(clock_config(&fh.url(), &store), clock.clone())
@@ -315,7 +315,7 @@ fn users(w: &Value) -> Vec<String> {
 async fn the_worklist_lists_active_tickets_by_nearest_deadline_with_counts() {
     const MIN: u64 = 60_000;
     const H: u64 = 60 * MIN;
-    let t0 = liveguard::pipeline::now_ms();
+    let t0 = liveguard::clock::now_ms();
     let clock = ManualClock::at(t0);
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let d =

@@ -1,6 +1,6 @@
 //! One firehose connection per source (tokio-tungstenite): connect, read frames, parse them
-//! with the source's format and hand events to the [`Intake`]. Sends pings, drops a connection
-//! silent past the idle timeout, and reconnects with exponential backoff and jitter, counting
+//! with the source's format and hand events to a [`Sink`] (the daemon's intake, or the bus).
+//! Sends pings, drops a connection silent past the idle timeout, and reconnects with exponential backoff and jitter, counting
 //! every reconnect. A frame that does not parse is counted and logged; the connection stays.
 
 use std::sync::Arc;
@@ -13,11 +13,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
-use super::{parse_frame_from, Format, FrameError, Origin};
-use crate::classify::Scratch;
+use super::{parse_frame_from, Format, FrameError, Ingested, Origin, Sink};
+use crate::clock::now_ms;
 use crate::health::SourceHealth;
 use crate::metrics::Metrics;
-use crate::pipeline::{now_ms, Ingested, Intake};
 use crate::shutdown::Shutdown;
 
 /// One upstream firehose, as configured.
@@ -93,20 +92,20 @@ impl SourceConfig {
 /// connection and every frame. Logs carry a `source` span.
 pub async fn run(
     cfg: SourceConfig,
-    intake: Arc<Intake>,
+    sink: impl Sink,
     metrics: Arc<Metrics>,
     health: Arc<SourceHealth>,
     shutdown: Shutdown,
 ) {
     let span = tracing::info_span!("source", source = %cfg.display_name());
-    run_source(cfg, intake, metrics, health, shutdown)
+    run_source(cfg, sink, metrics, health, shutdown)
         .instrument(span)
         .await;
 }
 
-async fn run_source(
+async fn run_source<K: Sink>(
     cfg: SourceConfig,
-    intake: Arc<Intake>,
+    mut sink: K,
     metrics: Arc<Metrics>,
     health: Arc<SourceHealth>,
     mut shutdown: Shutdown,
@@ -117,7 +116,6 @@ async fn run_source(
         Duration::from_millis(cfg.backoff_base_ms),
         Duration::from_millis(cfg.backoff_max_ms),
     );
-    let mut scratch = Scratch::new();
     // Frames up to the transport's limit are accepted and then judged by our own, smaller
     // limit, so an oversized frame is counted and skipped instead of closing the connection.
     let ws_config = WebSocketConfig::default()
@@ -142,11 +140,10 @@ async fn run_source(
                     cfg: &cfg,
                     name: &name,
                     default_room: &default_room,
-                    intake: &intake,
                     metrics: &metrics,
                     health: &health,
                 };
-                let stop = conn.read(ws, &mut scratch, &mut shutdown).await;
+                let stop = conn.read(ws, &mut sink, &mut shutdown).await;
                 metrics.set_connected(&name, false);
                 health.set_connected(false);
                 if stop {
@@ -170,14 +167,13 @@ struct Conn<'a> {
     cfg: &'a SourceConfig,
     name: &'a Arc<str>,
     default_room: &'a str,
-    intake: &'a Intake,
     metrics: &'a Metrics,
     health: &'a SourceHealth,
 }
 
 impl Conn<'_> {
     /// Reads until the connection ends (false: reconnect) or shutdown (true: stop).
-    async fn read<S>(&self, ws: S, scratch: &mut Scratch, shutdown: &mut Shutdown) -> bool
+    async fn read<S>(&self, ws: S, out: &mut impl Sink, shutdown: &mut Shutdown) -> bool
     where
         S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
             + futures_util::Sink<Message>
@@ -236,7 +232,7 @@ impl Conn<'_> {
                             self.health.frame();
                         }
                         match msg {
-                            Message::Text(t) if !self.frame(t.as_str(), connected_ms, scratch).await => return true,
+                            Message::Text(t) if !self.frame(t.as_str(), connected_ms, out).await => return true,
                             Message::Binary(b) => {
                                 let err = if b.len() > self.cfg.max_frame_bytes { FrameError::TooLarge(b.len()) } else { FrameError::Binary };
                                 self.bad_frame(&err);
@@ -251,7 +247,7 @@ impl Conn<'_> {
     }
 
     /// Parses and queues one frame; false when the pipeline is gone.
-    async fn frame(&self, text: &str, connected_ms: u64, scratch: &mut Scratch) -> bool {
+    async fn frame(&self, text: &str, connected_ms: u64, sink: &mut impl Sink) -> bool {
         if text.len() > self.cfg.max_frame_bytes {
             self.bad_frame(&FrameError::TooLarge(text.len()));
             return true;
@@ -274,7 +270,7 @@ impl Conn<'_> {
                         received_ms,
                         connected_ms,
                     };
-                    if !self.intake.push(item, scratch).await {
+                    if !sink.push(item).await {
                         return false;
                     }
                 }

@@ -8,7 +8,35 @@ pub mod canonical;
 pub mod client;
 pub mod tiktok;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
 use serde::{Deserialize, Deserializer, Serialize};
+
+/// An event as it left a source.
+#[derive(Debug)]
+pub struct Ingested {
+    /// The event.
+    pub event: Event,
+    /// Source name (for logs).
+    pub source: Arc<str>,
+    /// Input format (a metric label).
+    pub format: Format,
+    /// When the frame arrived.
+    pub received_at: Instant,
+    /// When the frame arrived, ms since the epoch.
+    pub received_ms: u64,
+    /// When the source's current connection opened, ms since the epoch (for backlog).
+    pub connected_ms: u64,
+}
+
+/// Where a source hands its events: the daemon's intake, or the bus when a bridge publishes
+/// them. Each source task owns one.
+pub trait Sink: Send + 'static {
+    /// Hands one event on; false when whatever is downstream is gone (the source stops).
+    fn push(&mut self, item: Ingested) -> impl Future<Output = bool> + Send;
+}
 
 /// A live comment, whatever platform or relay it came from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -51,8 +51,8 @@ pub enum ActionError {
     BadRequest(String),
     /// 404: no such alert.
     NotFound(u64),
-    /// 503: the store is shutting down.
-    Unavailable,
+    /// 503: the store cannot take the change now (why).
+    Unavailable(String),
     /// 409: someone already acted, or it was retracted.
     Conflict(String),
     /// 422: the action does not fit the alert (inviting an attacker on mic).
@@ -66,10 +66,7 @@ impl IntoResponse for ActionError {
         let (code, msg) = match self {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::NotFound(seq) => (StatusCode::NOT_FOUND, format!("no alert {seq}")),
-            Self::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the alert store is shutting down".to_string(),
-            ),
+            Self::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),
             Self::Unfit(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, m),
@@ -287,7 +284,7 @@ pub async fn post_action(
             }
             return Err(e);
         }
-        Err(TryUpdate::Unavailable) => return Err(ActionError::Unavailable),
+        Err(TryUpdate::Unavailable(why)) => return Err(ActionError::Unavailable(why)),
     };
     st.metrics.console_action(&req.action);
     tracing::info!(seq, room = %Esc(&alert.room), user = %Esc(&alert.user.id), action = %Esc(&req.action), by = %Esc(&by), "console action");

@@ -292,7 +292,7 @@ pub async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) ->
             &format!("body over {} bytes", g.max_body),
         );
     }
-    let now = crate::pipeline::now_ms();
+    let now = crate::clock::now_ms();
     if route.access == Access::Login {
         return next.run(req).await;
     }

@@ -22,7 +22,7 @@ struct LoginBody {
 pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let g = &st.guard;
     let now = st.clock.now_ms();
-    if !g.login_allowed(crate::pipeline::now_ms()) {
+    if !g.login_allowed(crate::clock::now_ms()) {
         return g.refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "login",

@@ -129,11 +129,11 @@ pub async fn post_report(
     let by = super::actions::actor(&identity, req.by.as_deref())?;
     let alert = alert_for(&req, &by, st.clock.now_ms())?;
     let topic = alert.verdict.topic;
-    let hub = st.hub.clone();
-    // Publishing may wait for room in the store's queue: not on an async thread.
-    let seq = tokio::task::spawn_blocking(move || hub.publish(alert))
-        .await
-        .map_err(|_| ActionError::Unavailable)?;
+    // Refused (503) rather than queued behind a full store: the floor can report it again.
+    let seq = st
+        .hub
+        .try_publish(alert)
+        .map_err(|e| ActionError::Unavailable(e.to_string()))?;
     st.metrics.console_action("report");
     st.metrics.verdict(topic, Source::Floor);
     tracing::info!(seq, room = %crate::logsafe::Esc(&req.room), class = %req.class, "missed comment reported");

@@ -7,8 +7,8 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
+use super::record::{Alert, AlertKind};
 use super::{parse, StoreError};
-use crate::alerts::{Alert, AlertKind};
 use crate::taxonomy::{Class, Lang, Source, Topic};
 
 /// One labelled comment from the floor.

@@ -5,7 +5,9 @@
 //! their own, which WAL lets run beside it.
 
 pub mod feedback;
+pub mod handle;
 pub mod insights;
+pub mod record;
 pub mod schema;
 pub mod worklist;
 pub mod writer;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::Alert;
+use record::Alert;
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::handle::Shared;
+use super::record::{room_user_key, wire, Alert, HubMsg, MsgKind};
 use super::{StoreConfig, StoreError};
-use crate::alerts::{room_user_key, wire, Alert, HubMsg, MsgKind, Shared};
 use crate::tickets::{Reminder, Stage, TicketConfig};
 
 /// How long the writer gathers changes before a commit (bounds the latency it adds).
@@ -242,6 +243,8 @@ impl Writer {
                     }
                 }
             }
+            // Room in the queue: wake whoever waits to hand over more (see `Store::drain`).
+            self.shared.space.notify_waiters();
             self.process(batch);
         }
         self.send_pending();
@@ -380,7 +383,7 @@ impl Writer {
                             a.msg_ids.iter().any(|m| msg_ids.contains(m))
                                 || (room.as_deref().is_none_or(|r| r == a.room)
                                     && (user_ids.contains(&a.user.id)
-                                        || (a.kind != crate::alerts::AlertKind::Brigade
+                                        || (a.kind != super::record::AlertKind::Brigade
                                             && a.users.iter().any(|u| user_ids.contains(u)))))
                         })
                         .map(|a| a.seq)
@@ -674,9 +677,9 @@ pub fn write_batch(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{ActionRecord, AlertKind};
     use crate::classify::Verdict;
     use crate::ingest::User;
+    use crate::store::record::{ActionRecord, AlertKind};
     use crate::taxonomy::{Action, Class, Lang, Topic};
 
     fn action(n: u64) -> ActionRecord {

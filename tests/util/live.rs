@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use liveguard::config::Config;
 use liveguard::daemon::Daemon;
+use liveguard::history::SignalConfig;
 use liveguard::ingest::client::SourceConfig;
 use liveguard::ingest::Format;
-use liveguard::signals::SignalConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -112,7 +112,7 @@ impl Firehose {
 pub fn canonical(room: &str, msg_id: &str, user: &str, text: &str) -> String {
     serde_json::json!({
         "type": "liveguard.comment.v1", "platform": "test", "room": {"id": room}, "msg_id": msg_id,
-        "ts_ms": liveguard::pipeline::now_ms(), "user": {"id": user, "name": user}, "text": text,
+        "ts_ms": liveguard::clock::now_ms(), "user": {"id": user, "name": user}, "text": text,
     })
     .to_string()
 }

@@ -1,6 +1,10 @@
-//! Wiring: sources → [`Intake`] (bounded, per-room shards) → workers running the
-//! [`Pipeline`] → [`Hub`] → server. Every task gets the shutdown signal; [`Daemon::stop`]
+//! Wiring: sources → [`intake`] (bounded, per-room shards) → [`worker`]s routing each comment
+//! ([`Router`]) → [`Hub`] → store → server; [`reload`] swaps rules. Every task gets the shutdown signal; [`Daemon::stop`]
 //! stops the sources, lets the workers drain what was already queued, then closes sockets.
+
+pub mod intake;
+pub mod reload;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,17 +14,19 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::alerts::route::Router;
 use crate::alerts::{Alert, Hub};
+use crate::clock::now_ms;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::health::{Health, Watch};
+use crate::history::Signals;
 use crate::ingest::client;
 use crate::metrics::Metrics;
-use crate::pipeline::{now_ms, Intake, Pipeline, WorkerState};
 use crate::rules::{self, RuleErrors, RuleSource};
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Trigger};
-use crate::signals::Signals;
+use intake::{Intake, IntakeSink};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -111,14 +117,18 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     })?;
     let metrics = Arc::new(Metrics::new());
     metrics.set_label_cap(cfg.limits.max_label_values);
-    let hub = Hub::open(
-        &cfg.store,
+    let (store_cfg, tickets, fanout, m) = (
+        cfg.store.clone(),
         cfg.tickets.clone(),
         cfg.fanout_capacity,
         metrics.clone(),
-    )?;
-    let pipeline = Arc::new(
-        Pipeline::new(
+    );
+    // Opening reads the database: off the async threads.
+    let hub = tokio::task::spawn_blocking(move || Hub::open(&store_cfg, tickets, fanout, m))
+        .await
+        .map_err(|e| StartError::Config(format!("opening the store: {e}")))??;
+    let router = Arc::new(
+        Router::new(
             rules.clone(),
             Signals::new(cfg.signals.clone()),
             hub.clone(),
@@ -127,32 +137,25 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         .with_comment_chars(cfg.limits.comment_chars),
     );
     let (trigger, shutdown) = shutdown::channel();
-    let reload_status = crate::reload::SharedStatus::default();
+    let reload_status = reload::SharedStatus::default();
     let reload_tasks = spawn_reload(&cfg, &source, &rules, &reload_status, &metrics, &trigger);
     let mut others: Vec<JoinHandle<()>> = Vec::new();
     let (intake, receivers) = Intake::new(cfg.workers, cfg.queue_capacity, rules.clone(), metrics.clone());
     let intake = Arc::new(intake);
 
+    let (dedupe_window_ms, dedupe_max_ids) = (cfg.dedupe_window_ms, cfg.dedupe_max_ids / cfg.workers.max(1));
     let workers = receivers
         .into_iter()
         .enumerate()
-        .map(|(i, mut rx)| {
-            let (pipeline, clock) = (pipeline.clone(), clock.clone());
-            let (dedupe_window_ms, dedupe_max_ids) =
-                (cfg.dedupe_window_ms, cfg.dedupe_max_ids / cfg.workers.max(1));
-            tokio::spawn(async move {
-                let mut state = WorkerState::new(dedupe_window_ms, dedupe_max_ids);
-                // Small batches: the workers share two threads with the sockets, so yield often.
-                let mut batch = Vec::with_capacity(64);
-                // Ends when every sender is gone: after shutdown, once the queue is drained.
-                while rx.recv_many(&mut batch, 64).await > 0 {
-                    let now = clock.now_ms();
-                    for item in batch.drain(..) {
-                        supervised(&pipeline.metrics, i, || pipeline.handle(&mut state, item, now));
-                    }
-                }
-                tracing::debug!(worker = i, "worker drained");
-            })
+        .map(|(i, rx)| {
+            worker::spawn(
+                i,
+                rx,
+                router.clone(),
+                clock.clone(),
+                dedupe_window_ms,
+                dedupe_max_ids,
+            )
         })
         .collect();
 
@@ -170,7 +173,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             let h = health.source(i)?;
             Some(tokio::spawn(client::run(
                 s.clone(),
-                intake.clone(),
+                IntakeSink::new(intake.clone()),
                 metrics.clone(),
                 h,
                 trigger.subscribe(),
@@ -180,7 +183,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     let health_task = spawn_health(&health, &hub, &metrics, &clock, trigger.subscribe());
 
     let sweeper = {
-        let (pipeline, intake, metrics, clock) = (pipeline, intake.clone(), metrics.clone(), clock.clone());
+        let (router, intake, metrics, clock) = (router, intake.clone(), metrics.clone(), clock.clone());
         let mut shutdown = trigger.subscribe();
         let every = Duration::from_millis(cfg.sweep_interval_ms.max(10));
         tokio::spawn(async move {
@@ -190,8 +193,9 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
                     _ = shutdown.wait() => break,
                     _ = tick.tick() => {
                         let now = clock.now_ms();
-                        pipeline.sweep(now);
-                        pipeline.hub.tick(now);
+                        router.sweep(now);
+                        router.hub.tick(now);
+                        router.hub.drain().await;
                         metrics.queue_depth.set(intake.depth() as i64);
                     }
                 }
@@ -271,24 +275,6 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         workers,
         others,
     })
-}
-
-/// Runs one comment's handling; a panic in it is caught, logged and counted, and the worker
-/// goes on with the next comment (a silent stop would leave the room unwatched).
-pub fn supervised(metrics: &Metrics, worker: usize, f: impl FnOnce()) -> bool {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(()) => true,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            metrics.worker_panics.inc();
-            tracing::error!(worker, panic = %crate::logsafe::Esc(&what), "handling a comment panicked; the worker goes on");
-            false
-        }
-    }
 }
 
 /// SIGHUP re-reads the config file's `[auth]` tokens (files and variables included) and the
@@ -494,13 +480,13 @@ fn spawn_reload(
     cfg: &Config,
     source: &RuleSource,
     rules: &Arc<ArcSwap<crate::rules::RuleSet>>,
-    status: &crate::reload::SharedStatus,
+    status: &reload::SharedStatus,
     metrics: &Arc<Metrics>,
     trigger: &Trigger,
 ) -> Vec<JoinHandle<()>> {
     // Two slots: one cause waiting is enough, the reload reads the files afresh anyway.
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let mut tasks = vec![tokio::spawn(crate::reload::run(
+    let mut tasks = vec![tokio::spawn(reload::run(
         source.clone(),
         rules.clone(),
         status.clone(),
@@ -508,12 +494,9 @@ fn spawn_reload(
         rx,
         trigger.subscribe(),
     ))];
-    tasks.push(tokio::spawn(crate::reload::on_sighup(
-        tx.clone(),
-        trigger.subscribe(),
-    )));
+    tasks.push(tokio::spawn(reload::on_sighup(tx.clone(), trigger.subscribe())));
     if let (true, Some(dir)) = (cfg.watch_rules, source.dir()) {
-        match crate::reload::watch(dir, tx) {
+        match reload::watch(dir, tx) {
             Ok(watcher) => {
                 let mut shutdown = trigger.subscribe();
                 // The watcher lives as long as this task.
@@ -606,7 +589,7 @@ mod tests {
         let m = Metrics::new();
         let mut handled = 0;
         for i in 0..3 {
-            let ok = supervised(&m, 0, || {
+            let ok = worker::supervised(&m, 0, || {
                 assert!(i != 1, "boom on comment {i}");
                 handled += 1;
             });

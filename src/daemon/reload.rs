@@ -76,7 +76,7 @@ pub async fn run(
         }
         let src = source.clone();
         let compiled = tokio::task::spawn_blocking(move || compile_checked(&src)).await;
-        let now = crate::pipeline::now_ms();
+        let now = crate::clock::now_ms();
         let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
         st.at_ms = now;
         match compiled {

@@ -1,22 +1,20 @@
-//! The per-comment path, stages 4–6 joined: de-duplicate by `msg_id`, classify, consult room
-//! and user history, and route the result into the alert hub (a new alert, a repeat counted
-//! on an open one, a brigade grown). Synchronous: worker tasks call it, and so can tests.
-//! [`Intake`] is the bounded door into the workers, where overload sheds neutrals first.
+//! Alert routing, one call per comment ([`Router::comment`]): classify it, consult the room's
+//! and the user's history, and decide what it does to the alerts: a new alert, a repeat
+//! counted on an open one, a brigade grown, a follow-up on the buyer's open ticket. The hub
+//! queues each change (it never waits); the worker that called awaits [`Hub::drain`] before
+//! its next comment. [`Router::sweep`] turns silent rooms into ops alerts.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, AlertKind, Hub};
 use crate::classify::{classify, classify_with, Evidence, Input, Scratch, Verdict};
-use crate::ingest::{Comment, Event, Format};
+use crate::history::{Route, Signals};
+use crate::ingest::{Comment, Format};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
-use crate::signals::{Route, Signals};
 use crate::taxonomy::{Action, Class, Lang, Topic};
 use crate::tickets::Followup;
 
@@ -31,91 +29,9 @@ pub const NEW_ACCOUNT_BOOST: f32 = 0.1;
 /// Accounts younger than this (7 days) are new: throwaway accounts carry most trolling.
 pub const NEW_ACCOUNT_MS: u64 = 7 * 24 * 3_600_000;
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// An event as it left a source.
-#[derive(Debug)]
-pub struct Ingested {
-    /// The event.
-    pub event: Event,
-    /// Source name (for logs).
-    pub source: Arc<str>,
-    /// Input format (a metric label).
-    pub format: Format,
-    /// When the frame arrived.
-    pub received_at: Instant,
-    /// When the frame arrived, ms since the epoch.
-    pub received_ms: u64,
-    /// When the source's current connection opened, ms since the epoch (for backlog).
-    pub connected_ms: u64,
-}
-
-/// Recently seen message ids, per worker (rooms are sharded to workers, so a room's ids always
-/// meet the same one): two generations of a plain set, the older dropped when the newer is
-/// `window/2` old or full. Memory stays bounded and nothing sweeps a shared map while the
-/// workers wait (a shared map with a periodic sweep stalled them at 100k comments/s).
-#[derive(Debug)]
-pub struct Dedupe {
-    current: std::collections::HashSet<u64>,
-    previous: std::collections::HashSet<u64>,
-    started_ms: u64,
-    half_window_ms: u64,
-    per_generation: usize,
-}
-
-impl Dedupe {
-    /// Remembers ids for about `window_ms` (at least half of it), at most `max_ids` in all; at
-    /// very high rates the cap shortens the window.
-    pub fn new(window_ms: u64, max_ids: usize) -> Self {
-        Self {
-            current: std::collections::HashSet::new(),
-            previous: std::collections::HashSet::new(),
-            started_ms: 0,
-            half_window_ms: (window_ms / 2).max(1),
-            per_generation: (max_ids / 2).max(1),
-        }
-    }
-
-    /// Whether `key` was seen recently; records it either way.
-    pub fn seen(&mut self, key: u64, now_ms: u64) -> bool {
-        if now_ms.saturating_sub(self.started_ms) >= self.half_window_ms
-            || self.current.len() >= self.per_generation
-        {
-            std::mem::swap(&mut self.current, &mut self.previous);
-            self.current.clear();
-            self.started_ms = now_ms;
-        }
-        self.previous.contains(&key) || !self.current.insert(key)
-    }
-}
-
-/// What each worker owns: its classifier buffers and its share of the dedupe memory.
-#[derive(Debug)]
-pub struct WorkerState {
-    /// Classifier buffers.
-    pub scratch: Scratch,
-    /// Message ids this worker saw.
-    pub dedupe: Dedupe,
-}
-
-impl WorkerState {
-    /// Fresh state remembering ids for `window_ms`, at most `max_ids`.
-    pub fn new(window_ms: u64, max_ids: usize) -> Self {
-        Self {
-            scratch: Scratch::new(),
-            dedupe: Dedupe::new(window_ms, max_ids),
-        }
-    }
-}
-
 /// Everything the per-comment path needs, shared by the workers.
 #[derive(Debug)]
-pub struct Pipeline {
+pub struct Router {
     /// The live rules; a reload swaps them, comments in flight finish on the old set.
     pub rules: Arc<ArcSwap<RuleSet>>,
     /// Room and user history.
@@ -128,14 +44,14 @@ pub struct Pipeline {
     pub comment_chars: usize,
 }
 
-impl Pipeline {
+impl Router {
     /// Keep at most `n` characters of a comment on its alert.
     pub fn with_comment_chars(mut self, n: usize) -> Self {
         self.comment_chars = n.max(1);
         self
     }
 
-    /// A pipeline over `rules`.
+    /// A router over `rules`.
     pub fn new(rules: Arc<ArcSwap<RuleSet>>, signals: Signals, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Self {
         Self {
             rules,
@@ -143,30 +59,6 @@ impl Pipeline {
             hub,
             metrics,
             comment_chars: crate::limits::Limits::default().comment_chars,
-        }
-    }
-
-    /// Handles one ingested event with the calling worker's state.
-    pub fn handle(&self, worker: &mut WorkerState, item: Ingested, now_ms: u64) {
-        match item.event {
-            Event::Comment(c) => self.comment(
-                worker,
-                &item.source,
-                &c,
-                &item.received_at,
-                item.received_ms,
-                item.connected_ms,
-                item.format,
-                now_ms,
-            ),
-            Event::Delete {
-                room,
-                msg_ids,
-                user_ids,
-            } => {
-                self.hub.retract(room, msg_ids, user_ids, now_ms);
-            }
-            Event::Ignored(kind) => self.metrics.ignored(&kind),
         }
     }
 
@@ -213,10 +105,11 @@ impl Pipeline {
         }
     }
 
+    /// Routes one comment (already de-duplicated) into the alerts.
     #[allow(clippy::too_many_arguments)] // one call site; the fields come from one Ingested
-    fn comment(
+    pub fn comment(
         &self,
-        worker: &mut WorkerState,
+        scratch: &mut Scratch,
         source: &str,
         c: &Comment,
         received_at: &Instant,
@@ -225,12 +118,6 @@ impl Pipeline {
         format: Format,
         now_ms: u64,
     ) {
-        let mut h = DefaultHasher::new();
-        (&c.platform, &c.room, &c.msg_id).hash(&mut h);
-        if !c.msg_id.is_empty() && worker.dedupe.seen(h.finish(), now_ms) {
-            self.metrics.duplicates.inc();
-            return;
-        }
         // Debug level: free at the default filter, and `RUST_LOG=liveguard=debug` puts room,
         // user and msg_id on everything logged while this comment is handled.
         let _span =
@@ -247,7 +134,6 @@ impl Pipeline {
                 a.ticket.as_mut().is_some_and(|t| t.follow(f))
             });
         }
-        let scratch = &mut worker.scratch;
         let rules = self.rules.load();
         let started = Instant::now();
         let name = c.user.display().to_string();
@@ -479,138 +365,5 @@ impl AlertBase<'_> {
         a.ts_ms = c.ts_ms;
         a.received_ms = self.received_ms;
         a
-    }
-}
-
-/// The bounded door into the workers: one queue per worker, a room always to the same worker
-/// (so a room's comments keep their order). When a queue is full, a comment is classified on
-/// the spot: a neutral one is shed (counted), a complaint or attack waits for room.
-#[derive(Debug)]
-pub struct Intake {
-    shards: Vec<mpsc::Sender<Ingested>>,
-    capacity: usize,
-    rules: Arc<ArcSwap<RuleSet>>,
-    metrics: Arc<Metrics>,
-}
-
-impl Intake {
-    /// `workers` queues of `capacity` each; returns the intake and the receivers.
-    pub fn new(
-        workers: usize,
-        capacity: usize,
-        rules: Arc<ArcSwap<RuleSet>>,
-        metrics: Arc<Metrics>,
-    ) -> (Self, Vec<mpsc::Receiver<Ingested>>) {
-        let (shards, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1))
-            .map(|_| mpsc::channel(capacity.max(1)))
-            .unzip();
-        (
-            Self {
-                shards,
-                capacity: capacity.max(1),
-                rules,
-                metrics,
-            },
-            receivers,
-        )
-    }
-
-    fn shard(&self, room: &str) -> usize {
-        let mut h = DefaultHasher::new();
-        room.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
-    }
-
-    /// Room for this many comments in all queues together.
-    pub fn capacity(&self) -> usize {
-        self.capacity * self.shards.len()
-    }
-
-    /// Comments waiting in all queues.
-    pub fn depth(&self) -> usize {
-        self.shards.iter().map(|s| self.capacity - s.capacity()).sum()
-    }
-
-    /// Queues an event; sheds a neutral comment when its queue is full. A deletion with no
-    /// room goes to every worker. Returns false when the workers are gone (shutting down).
-    pub async fn push(&self, item: Ingested, scratch: &mut Scratch) -> bool {
-        let room = match &item.event {
-            Event::Comment(c) => Some(c.room.clone()),
-            Event::Delete { room, .. } => room.clone(),
-            Event::Ignored(_) => None,
-        };
-        let Some(room) = room else {
-            if let Event::Delete {
-                room,
-                msg_ids,
-                user_ids,
-            } = &item.event
-            {
-                for tx in &self.shards {
-                    let copy = Ingested {
-                        event: Event::Delete {
-                            room: room.clone(),
-                            msg_ids: msg_ids.clone(),
-                            user_ids: user_ids.clone(),
-                        },
-                        source: item.source.clone(),
-                        format: item.format,
-                        received_at: item.received_at,
-                        received_ms: item.received_ms,
-                        connected_ms: item.connected_ms,
-                    };
-                    if tx.send(copy).await.is_err() {
-                        return false;
-                    }
-                }
-            } else if let Event::Ignored(kind) = &item.event {
-                self.metrics.ignored(kind);
-            }
-            return true;
-        };
-        let tx = &self.shards[self.shard(&room)];
-        match tx.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(item)) => {
-                if let Event::Comment(c) = &item.event {
-                    let rules = self.rules.load();
-                    let v = classify(
-                        &rules,
-                        scratch,
-                        Input {
-                            text: &c.text,
-                            ..Input::default()
-                        },
-                    );
-                    if v.class == Class::Neutral {
-                        self.metrics.shed_neutral.inc();
-                        return true;
-                    }
-                }
-                tx.send(item).await.is_ok()
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dedupe_remembers_a_window_and_stays_bounded() {
-        let mut d = Dedupe::new(10_000, 4);
-        assert!(!d.seen(1, 0));
-        assert!(d.seen(1, 100), "a resend within the window is a duplicate");
-        assert!(!d.seen(2, 6_000));
-        assert!(d.seen(1, 6_001), "still remembered one generation later");
-        assert!(!d.seen(3, 12_000));
-        assert!(!d.seen(1, 12_001), "forgotten after two half-windows");
-        // Full generations rotate early: never more than max_ids remembered.
-        for k in 100..200 {
-            d.seen(k, 13_000);
-        }
-        assert!(d.current.len() + d.previous.len() <= 4);
     }
 }
