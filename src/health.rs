@@ -242,6 +242,20 @@ impl Watch {
     }
 }
 
+/// The outcome of the last reload, for `/api/console` and ops.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Rule sets swapped in since start (0: the one loaded at start).
+    pub generation: u64,
+    /// The last attempt's errors (`file:line: id: message`), when it failed.
+    pub error: Option<String>,
+    /// When the last attempt finished, ms since the epoch.
+    pub at_ms: u64,
+}
+
+/// Shared reload status.
+pub type SharedStatus = Arc<std::sync::Mutex<ReloadStatus>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

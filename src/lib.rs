@@ -2,23 +2,29 @@
 //! which comments are genuine complaints (invite on mic), which are malicious attacks (keep
 //! off mic), and which are neutral.
 //!
-//! # Layout
-//! The pipeline, one module per stage, data flowing one way:
+//! # Crate map
+//! Data flows one way; each stage names only the ones before it (`tests/layout.rs` checks):
+//! ingest → normalize → rules → classify (+ model) → history → alerts → store → server,
+//! wired by daemon.
+//! - [`ingest`]: firehose connections and frame formats → [`ingest::Ingested`] events into a [`ingest::Sink`].
 //! - [`normalize`]: comment text → normalized text with a map back to original offsets.
-//! - [`rules`]: TOML rule packs (a directory, or the set built into the binary) → raw rules (with
-//!   `file:line` errors) → compiled [`rules::RuleSet`].
-//! - [`classify`]: normalized text + rule set → matches → [`classify::Verdict`].
-//! - [`pipeline`] and [`signals`]: per comment, with room and user history → alerts.
-//! - [`alerts`]: sequence numbers and the fan-out; [`store`]: SQLite, where every alert is
-//!   committed before it is announced, with [`tickets`] (deadlines, reminders) and insights.
-//! - [`server`]: the sockets, the API and the two pages; [`daemon`] wires it all; [`health`]
-//!   says when a source or the store fails (`/healthz` 503, an ops alert, the console banner).
-//! - [`auth`], [`limits`], [`tls`]: who may use the server (tokens, roles, sessions), the
-//!   bounds on what any client or relay can make it hold, HTTPS; [`logsafe`] escapes viewer
-//!   text in logs.
-//! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`, and replayed by `cargo test`).
-//! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
-//!   feed strings.
+//! - [`rules`]: TOML rule packs (a directory or the built-in set) → a compiled [`rules::RuleSet`].
+//! - [`model`]: the learned second opinion (hashed n-grams, logistic regression) and its file.
+//! - [`classify`]: normalized text + rules + model → [`classify::Verdict`] with evidence.
+//! - [`history`]: per-room and per-user signals: repeats, floods, brigades, split words, silence.
+//! - [`alerts`]: one routing call per comment ([`alerts::route`]) and the [`alerts::Hub`] (numbers, tickets).
+//! - [`store`]: SQLite; the writer commits every alert before it is announced; reads, insights.
+//! - [`tickets`]: response-time promises: deadlines, follow-ups, reminder stages.
+//! - [`server`]: HTTP and WebSocket API, the console and the overlay.
+//! - [`daemon`]: the wiring: intake, workers, reload, health watch, shutdown order.
+//! - [`health`]: sources and store health behind `/healthz`; [`metrics`]: Prometheus counters.
+//! - [`config`]: the TOML configuration with `file:line` errors; [`clock`]: the one wall clock.
+//! - [`auth`], [`limits`], [`tls`], [`logsafe`]: who may call, bounds on what anyone can make it
+//!   hold, HTTPS, viewer text escaped in logs.
+//! - [`taxonomy`]: classes, topics, actions, languages shared by every stage.
+//! - [`simulate`]: the demo's firehose; [`train`]: `liveguard train`; [`cli`]: the other
+//!   commands over readers and writers; [`fuzzing`]: the fuzz targets' bodies; [`shutdown`]:
+//!   the signal every task gets.
 
 pub mod classify;
 pub mod cli;

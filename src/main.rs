@@ -417,30 +417,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             format,
             seed,
         } => {
-            runtime()?.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .context("bind simulator")?;
-                let addr = listener.local_addr()?;
-                println!(
-                    "simulated firehose: ws://{addr}/  ({rate} comments/s over {rooms} rooms, {})",
-                    format.as_str()
-                );
-                let (trigger, shutdown) = liveguard::shutdown::channel();
-                let cfg = SimConfig {
-                    rate,
-                    rooms,
-                    seconds,
-                    format,
-                    seed,
-                    mix: simulate::Mix::Live,
-                };
-                let server = tokio::spawn(simulate::serve(listener, cfg, shutdown));
-                liveguard::shutdown::os_signal().await;
-                trigger.fire();
-                let _ = server.await;
-                anyhow::Ok(())
-            })?;
+            let cfg = SimConfig {
+                rate,
+                rooms,
+                seconds,
+                format,
+                seed,
+                mix: simulate::Mix::Live,
+            };
+            runtime()?.block_on(serve_simulator(port, cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -449,86 +434,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             rooms,
             rules,
         } => {
-            runtime()?.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .context("bind simulator")?;
-                let sim = listener.local_addr()?;
-                let (trigger, shutdown) = liveguard::shutdown::channel();
-                let sim_cfg = SimConfig {
-                    rate,
-                    rooms,
-                    seconds: None,
-                    format: Format::Canonical,
-                    seed: 1,
-                    mix: simulate::Mix::Live,
-                };
-                let sim_task = tokio::spawn(simulate::serve(listener, sim_cfg, shutdown));
-                let cfg = Config {
-                    listen,
-                    rules,
-                    sources: vec![SourceConfig::new(&format!("ws://{sim}/"), Format::Canonical)],
-                    // Simulated alerts stay out of the real history.
-                    store: liveguard::store::StoreConfig {
-                        path: Some(liveguard::store::demo_db_path()),
-                        ..Default::default()
-                    },
-                    ..Config::default()
-                };
-                let daemon = liveguard::daemon::start(cfg).await?;
-                let a = daemon.addr;
-                println!("liveguard demo: {rate} simulated comments/s over {rooms} rooms");
-                println!("  console             http://{a}/console");
-                println!("  overlay (room-0)    http://{a}/overlay?room=room-0");
-                println!("  simulated firehose  ws://{sim}/");
-                println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
-                println!("  recent alerts       http://{a}/api/alerts");
-                println!("  insights            http://{a}/api/stats?since=24h");
-                println!(
-                    "  state database      {}  (liveguard report --demo)",
-                    daemon.hub.path().display()
-                );
-                println!("  metrics             http://{a}/metrics");
-                println!("  health              http://{a}/healthz");
-                println!("Ctrl-C to stop.");
-                liveguard::shutdown::os_signal().await;
-                trigger.fire();
-                daemon.stop(Duration::from_secs(5)).await;
-                let _ = sim_task.await;
-                anyhow::Ok(())
-            })?;
+            runtime()?.block_on(demo(listen, rate, rooms, rules))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Classify { rules, format } => {
-            let set = load(rules.as_deref())?;
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-            let stats = cli::classify_stream(&set, io::stdin().lock(), &mut out, &mut io::stderr(), format)
-                .context("classify")?;
-            out.flush()?;
-            Ok(if stats.failed > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Command::Classify { rules, format } => classify(rules.as_deref(), format),
         Command::Train(a) => train(&a),
         Command::Feedback {
             command: FeedbackCommand::Export { since, db },
-        } => {
-            let since = liveguard::store::insights::parse_since(&since, liveguard::clock::now_ms())
-                .map_err(anyhow::Error::msg)?;
-            let conn = liveguard::store::open_reader(&db.path()?)?;
-            let labels = liveguard::store::feedback::floor_labels(&conn, since)?;
-            let mut out = io::BufWriter::new(io::stdout().lock());
-            for l in &labels {
-                serde_json::to_writer(&mut out, l)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()?;
-            eprintln!("{} floor decision(s) exported", labels.len());
-            Ok(ExitCode::SUCCESS)
-        }
+        } => feedback_export(&since, &db),
         Command::Report(a) => {
             report(a)?;
             Ok(ExitCode::SUCCESS)
@@ -538,36 +451,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => Ok(config_check(&file)),
         Command::Rules {
             command: RulesCommand::Check { dir },
-        } => {
-            let source = RuleSource::resolve(dir.as_deref());
-            let set = match rules::load(&source) {
-                Ok(set) => set,
-                Err(errs) => {
-                    for e in &errs.0 {
-                        eprintln!("{e}");
-                    }
-                    eprintln!("liveguard rules check: {} error(s) in {source}", errs.0.len());
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let (ran, failures) = cli::check_examples(&set);
-            for f in &failures {
-                println!("{}", f.message);
-            }
-            println!(
-                "{source}: {} pack(s), {} groups, {} terms; {} of {} examples pass",
-                set.packs.len(),
-                set.groups().len(),
-                set.term_count,
-                ran - failures.len(),
-                ran
-            );
-            Ok(if failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => Ok(rules_check(dir.as_deref())),
         Command::Rules {
             command: RulesCommand::Explain { text, rules },
         } => {
@@ -575,6 +459,141 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             cli::explain(&set, &text, &mut io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `liveguard simulate`: a simulated firehose on `port` until Ctrl-C.
+async fn serve_simulator(port: u16, cfg: SimConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .context("bind simulator")?;
+    let addr = listener.local_addr()?;
+    println!(
+        "simulated firehose: ws://{addr}/  ({} comments/s over {} rooms, {})",
+        cfg.rate,
+        cfg.rooms,
+        cfg.format.as_str()
+    );
+    let (trigger, shutdown) = liveguard::shutdown::channel();
+    let server = tokio::spawn(simulate::serve(listener, cfg, shutdown));
+    liveguard::shutdown::os_signal().await;
+    trigger.fire();
+    let _ = server.await;
+    Ok(())
+}
+
+/// `liveguard demo`: the daemon reading a built-in simulated firehose, its history in the
+/// demo database, until Ctrl-C.
+async fn demo(listen: String, rate: u32, rooms: u32, rules: Option<PathBuf>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("bind simulator")?;
+    let sim = listener.local_addr()?;
+    let (trigger, shutdown) = liveguard::shutdown::channel();
+    let sim_cfg = SimConfig {
+        rate,
+        rooms,
+        seconds: None,
+        format: Format::Canonical,
+        seed: 1,
+        mix: simulate::Mix::Live,
+    };
+    let sim_task = tokio::spawn(simulate::serve(listener, sim_cfg, shutdown));
+    let cfg = Config {
+        listen,
+        rules,
+        sources: vec![SourceConfig::new(&format!("ws://{sim}/"), Format::Canonical)],
+        // Simulated alerts stay out of the real history.
+        store: liveguard::store::StoreConfig {
+            path: Some(liveguard::store::demo_db_path()),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let daemon = liveguard::daemon::start(cfg).await?;
+    let a = daemon.addr;
+    println!("liveguard demo: {rate} simulated comments/s over {rooms} rooms");
+    println!("  console             http://{a}/console");
+    println!("  overlay (room-0)    http://{a}/overlay?room=room-0");
+    println!("  simulated firehose  ws://{sim}/");
+    println!("  alerts (WebSocket)  ws://{a}/ws/alerts?since=0");
+    println!("  recent alerts       http://{a}/api/alerts");
+    println!("  insights            http://{a}/api/stats?since=24h");
+    println!(
+        "  state database      {}  (liveguard report --demo)",
+        daemon.hub.path().display()
+    );
+    println!("  metrics             http://{a}/metrics");
+    println!("  health              http://{a}/healthz");
+    println!("Ctrl-C to stop.");
+    liveguard::shutdown::os_signal().await;
+    trigger.fire();
+    daemon.stop(Duration::from_secs(5)).await;
+    let _ = sim_task.await;
+    Ok(())
+}
+
+/// `liveguard classify`: JSON lines in, verdicts out; exit 1 when a line failed.
+fn classify(rules: Option<&Path>, format: cli::InputFormat) -> anyhow::Result<ExitCode> {
+    let set = load(rules)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let stats = cli::classify_stream(&set, io::stdin().lock(), &mut out, &mut io::stderr(), format)
+        .context("classify")?;
+    out.flush()?;
+    Ok(if stats.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `liveguard feedback export`: the floor's decisions as training JSON lines.
+fn feedback_export(since: &str, db: &DbArgs) -> anyhow::Result<ExitCode> {
+    let since = liveguard::store::insights::parse_since(since, liveguard::clock::now_ms())
+        .map_err(anyhow::Error::msg)?;
+    let conn = liveguard::store::open_reader(&db.path()?)?;
+    let labels = liveguard::store::feedback::floor_labels(&conn, since)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for l in &labels {
+        serde_json::to_writer(&mut out, l)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    eprintln!("{} floor decision(s) exported", labels.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `liveguard rules check`: compile the packs and run their examples (exit 2: errors,
+/// 1: failing examples).
+fn rules_check(dir: Option<&Path>) -> ExitCode {
+    let source = RuleSource::resolve(dir);
+    let set = match rules::load(&source) {
+        Ok(set) => set,
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("liveguard rules check: {} error(s) in {source}", errs.0.len());
+            return ExitCode::from(2);
+        }
+    };
+    let (ran, failures) = cli::check_examples(&set);
+    for f in &failures {
+        println!("{}", f.message);
+    }
+    println!(
+        "{source}: {} pack(s), {} groups, {} terms; {} of {} examples pass",
+        set.packs.len(),
+        set.groups().len(),
+        set.term_count,
+        ran - failures.len(),
+        ran
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -17,6 +17,7 @@
 //! - `fuzz_corpus`: the fuzz targets' kept corpus replayed, plus random bytes, on stable.
 //! - `model`: the learned second opinion: what it raises and says, byte-for-byte retraining,
 //!   a damaged model file, and the floor's decisions retraining it.
+//! - `layout`: the module graph has no cycle and each stage names only earlier ones.
 //! - `reload`: hot reload under live traffic; a broken change keeps the old rules.
 //! - `security`: the route table walked with no, wrong and wrong-role tokens; protected mode;
 //!   Host and Origin checks; console login; overlay tokens; SIGHUP token reload; TLS.
@@ -39,6 +40,7 @@ mod engine;
 mod faults;
 mod fuzz_corpus;
 mod insights;
+mod layout;
 mod model;
 mod properties;
 mod relays;

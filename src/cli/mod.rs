@@ -219,55 +219,7 @@ fn write_verdict(
     out.write_all(b"\n")
 }
 
-/// An `[[example]]` the rules got wrong.
-#[derive(Debug, Clone)]
-pub struct ExampleFailure {
-    /// `file:line: example "text": expected …, got …` ready to print.
-    pub message: String,
-}
-
-/// Runs every `[[example]]` of the rule set; returns how many ran and the failures.
-pub fn check_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
-    let mut scratch = Scratch::new();
-    let mut failures = Vec::new();
-    for ex in &rules.examples {
-        let v = classify::classify(
-            rules,
-            &mut scratch,
-            Input {
-                text: &ex.text,
-                ..Input::default()
-            },
-        );
-        let topic_ok = ex.topic.is_none() || ex.topic == v.topic;
-        if v.class != ex.class || !topic_ok {
-            let want = match ex.topic {
-                Some(t) => format!("{}/{}", ex.class.as_str(), t.as_str()),
-                None => ex.class.as_str().to_string(),
-            };
-            let got = match v.topic {
-                Some(t) => format!("{}/{}", v.class.as_str(), t.as_str()),
-                None => v.class.as_str().to_string(),
-            };
-            let fired: Vec<&str> = v.evidence.iter().map(|e| &*e.rule).collect();
-            failures.push(ExampleFailure {
-                message: format!(
-                    "{}:{}: example {:?}: expected {want}, got {got} (score {:.2}; evidence: {})",
-                    ex.path.display(),
-                    ex.line,
-                    ex.text,
-                    v.score,
-                    if fired.is_empty() {
-                        "none".to_string()
-                    } else {
-                        fired.join(", ")
-                    }
-                ),
-            });
-        }
-    }
-    (rules.examples.len(), failures)
-}
+pub use crate::classify::{check_examples, ExampleFailure};
 
 /// Writes what `liveguard rules explain` shows: the normalized text, every hit (with its
 /// original span and whether it was negated or allow-listed), and the verdict.

@@ -4,11 +4,10 @@
 //! finish on the set they loaded. A broken change keeps the last good set running, logs the
 //! precise `file:line` errors, sets the reload metrics and shows a banner on the console.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -27,24 +26,12 @@ pub enum Cause {
     Files,
 }
 
-/// The outcome of the last reload, for `/api/console` and ops.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReloadStatus {
-    /// Rule sets swapped in since start (0: the one loaded at start).
-    pub generation: u64,
-    /// The last attempt's errors (`file:line: id: message`), when it failed.
-    pub error: Option<String>,
-    /// When the last attempt finished, ms since the epoch.
-    pub at_ms: u64,
-}
-
-/// Shared reload status.
-pub type SharedStatus = Arc<Mutex<ReloadStatus>>;
+pub use crate::health::{ReloadStatus, SharedStatus};
 
 /// Compiles the rules of `source` and runs their examples: the whole check a reload must pass.
 pub fn compile_checked(source: &RuleSource) -> Result<RuleSet, String> {
     let set = rules::load(source).map_err(|e| e.to_string())?;
-    let (_, failures) = crate::cli::check_examples(&set);
+    let (_, failures) = crate::classify::check_examples(&set);
     if failures.is_empty() {
         Ok(set)
     } else {

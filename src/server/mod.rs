@@ -61,7 +61,7 @@ pub struct AppState {
     /// What the console needs to know (promised response time).
     pub console: ConsoleSettings,
     /// The last rules reload (the console shows a banner when it failed).
-    pub reload: crate::daemon::reload::SharedStatus,
+    pub reload: crate::health::SharedStatus,
     /// Time (injectable for tests).
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Whether the sources and the store work (`/healthz`, the console's banner).
