@@ -12,6 +12,8 @@
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
 //!   replay, slow subscribers, deletions, backlog, split words, repeats, silence.
+//! - `disk`: the state directory on a small tmpfs that fills up: health and metrics answer,
+//!   actions are refused at once, every complaint is committed once space returns.
 //! - `faults`: stalled, half-closed and garbage upstreams; Close answered; idle sockets and
 //!   1,000 idle connections closed; SIGTERM under load losing no accepted alert.
 //! - `fuzz_corpus`: the fuzz targets' kept corpus replayed, plus random bytes, on stable.
@@ -36,6 +38,7 @@ mod browser;
 mod bursts;
 mod cli;
 mod daemon;
+mod disk;
 mod engine;
 mod faults;
 mod fuzz_corpus;
