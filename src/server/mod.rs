@@ -1,6 +1,7 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
 //! WebSocket of alert messages; `since` replays what the subscriber missed from the store),
-//! `GET /api/alerts` (recent alerts as JSON), `GET /api/tickets` (the worklist,
+//! `GET /api/alerts` (recent alerts as JSON), `GET /api/console` (settings, health and the
+//! [`vocab`]), `GET /api/tickets` (the worklist,
 //! [`worklist`]), `POST /api/alerts/{seq}/actions` (console actions, [`actions`]),
 //! `POST /api/report` (a comment liveguard missed, [`report`]),
 //! `GET /ws/overlay?room=…` (prompts for the streamer's overlay), the pages `GET /console`
@@ -36,6 +37,7 @@ pub mod login;
 pub mod pages;
 pub mod report;
 pub mod stats;
+pub mod vocab;
 pub mod worklist;
 
 use crate::alerts::{wire, Hub, MsgKind};
@@ -291,6 +293,9 @@ pub struct AlertQuery {
     pub limit: Option<usize>,
 }
 
+/// `GET /api/console`: what the console page needs besides alerts: the promised response
+/// time, the last rules reload, the daemon's health, who is signed in, and the vocabulary
+/// (labels and action rules, [`vocab::vocabulary`]).
 async fn console_settings(
     State(st): State<AppState>,
     Extension(id): Extension<Identity>,
@@ -304,6 +309,7 @@ async fn console_settings(
         "health": { "status": if reasons.is_empty() { "ok" } else { "degraded" }, "reasons": reasons },
         "now_ms": crate::clock::Clock::now_ms(&crate::clock::SystemClock),
         "identity": { "name": &*id.name, "role": id.role, "token": id.token, "rooms": &*id.rooms },
+        "vocab": vocab::vocabulary(),
     }))
 }
 
