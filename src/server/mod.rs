@@ -1,7 +1,7 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
 //! WebSocket of alert messages; `since` replays what the subscriber missed from the store),
-//! `GET /api/alerts` (recent alerts as JSON), `GET /api/console` (settings, health and the
-//! [`vocab`]), `GET /api/tickets` (the worklist,
+//! `GET /api/alerts` (recent alerts as JSON), `GET /api/alerts/{seq}` (one, as stored),
+//! `GET /api/console` (settings, health and the [`vocab`]), `GET /api/tickets` (the worklist,
 //! [`worklist`]), `POST /api/alerts/{seq}/actions` (console actions, [`actions`]),
 //! `POST /api/report` (a comment liveguard missed, [`report`]),
 //! `GET /ws/overlay?room=…` (prompts for the streamer's overlay), the pages `GET /console`
@@ -150,6 +150,13 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r(Method::GET, "/ws/alerts", roles(MANAGER), false, get(ws_alerts)),
         r(Method::GET, "/ws/overlay", roles(OVERLAY), true, get(ws_overlay)),
         r(Method::GET, "/api/alerts", roles(MANAGER), false, get(api_alerts)),
+        r(
+            Method::GET,
+            "/api/alerts/{seq}",
+            roles(MANAGER),
+            false,
+            get(api_alert),
+        ),
         r(
             Method::POST,
             "/api/alerts/{seq}/actions",
@@ -525,6 +532,27 @@ async fn api_alerts(
             Json(serde_json::json!({ "error": e })),
         )
             .into_response(),
+    }
+}
+
+/// `GET /api/alerts/{seq}`: one alert as stored (its latest version), for a console that got
+/// an update of an alert it does not hold. 404 when unknown (or pruned), 403 for a room the
+/// caller may not see.
+async fn api_alert(
+    State(st): State<AppState>,
+    Extension(id): Extension<Identity>,
+    axum::extract::Path(seq): axum::extract::Path<u64>,
+) -> Response {
+    match read(&st.hub, move |h| h.get(seq)).await {
+        Ok(Some(a)) if !id.may_see(&a.room) => refuse(
+            &st,
+            StatusCode::FORBIDDEN,
+            "room",
+            &format!("{} may not see room {:?}", id.name, a.room),
+        ),
+        Ok(Some(a)) => Json(a).into_response(),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, &format!("no alert {seq}")),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
 
