@@ -1,6 +1,6 @@
-// The live feed: alerts from the socket, drawn newest on top, filtered by room, class and
-// topic. While a pointer or a finger is on a list, or a script is being edited, it holds
-// still: new alerts wait behind an "N new" pill.
+// The live feed: alerts from the socket (new ones, and updates merged into the alert held),
+// drawn newest on top, filtered by room, class and topic. While a pointer or a finger is on a
+// list, or a script is being edited, it holds still: new alerts wait behind an "N new" pill.
 
 import { state } from "./state.js";
 import { $, esc } from "./util.js";
@@ -71,10 +71,28 @@ export function renderAll() {
   for (const a of state.alerts.values()) if (state.cards.has(a.seq)) render(a);
 }
 
-// An alert or a new version of one: from the socket (`live`: not replayed history) or the
-// answer to an action.
+// `update` applied to `held`: each top-level field present replaces the held one, a null
+// removes it. An update carries what changed (older daemons send the whole alert: the same).
+export function merge(held, update) {
+  const out = { ...held };
+  for (const [k, v] of Object.entries(update)) {
+    if (k === "type") continue;
+    if (v === null) delete out[k]; else out[k] = v;
+  }
+  return out;
+}
+
+// `m` is older than `held` (the answer to an action overtaken by the socket, or the other way
+// round). Only alerts with a `version` can tell.
+const older = (m, held) => Number.isFinite(m.version) && Number.isFinite(held?.version) && m.version <= held.version;
+
+// An alert or a new version of one: from the socket (`live`: not replayed history), the
+// answer to an action, or a fetch.
 export function upsert(a, live) {
-  const known = state.alerts.has(a.seq) || state.work.alerts.has(a.seq);
+  const mine = state.alerts.get(a.seq) || state.work.alerts.get(a.seq);
+  if (older(a, mine)) return;
+  if (a.type !== undefined) a = merge({}, a);
+  const known = Boolean(mine);
   state.alerts.set(a.seq, a);
   if (!state.rooms.has(a.room) && a.room !== "*") { state.rooms.add(a.room); fillFilters(); }
   if (!state.pending.has(a.seq)) render(a); // a waiting alert shows its latest version when it comes in
@@ -90,6 +108,40 @@ export function upsert(a, live) {
   if (a.ticket) loadWorkSoon();
   if (a.kind === "ops" && live) refreshSettings(); // a source went down or came back: the banner
   tickSoon();
+}
+
+// Updates that came for an alert while it is being fetched, by seq.
+const fetching = new Map();
+
+// An `update` message: merged into the alert held. One for an alert this page does not hold
+// is fetched when the feed would show it, else ignored (the feed dropped it as too old).
+export function onUpdate(m, live) {
+  if (fetching.has(m.seq)) { fetching.get(m.seq).push(m); return; }
+  const mine = state.alerts.get(m.seq) || state.work.alerts.get(m.seq);
+  if (mine) { if (!older(m, mine)) upsert(merge(mine, m), live); return; }
+  if (inView(m.seq)) fetchAlert(m);
+}
+
+// Whether the feed would show alert `seq`: it is not full yet, or `seq` is newer than its oldest.
+function inView(seq) {
+  if (state.cards.size + state.pending.size < MAX_CARDS) return true;
+  return seq > Math.min(...state.cards.keys(), ...state.pending);
+}
+
+async function fetchAlert(m) {
+  fetching.set(m.seq, [m]);
+  let a = null;
+  try {
+    const res = await fetch(`/api/alerts/${m.seq}`);
+    if (res.ok) a = await res.json();
+  } catch (_) { /* the next update tries again */ }
+  const later = fetching.get(m.seq) || [];
+  fetching.delete(m.seq);
+  if (!a) return;
+  // The store commits before the socket sends, so the fetched alert may already hold some of
+  // these; merged in order, the newest still wins.
+  for (const u of later) if (!older(u, a)) a = merge(a, u);
+  upsert(a, false);
 }
 
 let audio = null;

@@ -8,7 +8,7 @@ import { $, h, timeSecOf } from "./util.js";
 import { t, tf, dur } from "./i18n.js";
 import { setVocab } from "./vocab.js";
 import { updateTimer } from "./cards.js";
-import { upsert } from "./feed.js";
+import { upsert, onUpdate } from "./feed.js";
 import { loadWorkSoon, remind } from "./tickets.js";
 import { applyI18n } from "./page.js";
 
@@ -65,7 +65,7 @@ export function connect() {
       // Replayed alerts are history: only live messages tell the daemon's time.
       const live = m.type === "update" || m.seq > state.replayTo;
       if (live) noteServerTime(m.updated_ms);
-      upsert(m, live);
+      if (m.type === "alert") upsert(m, live); else onUpdate(m, live);
     } else if (m.type === "reminder") {
       noteServerTime(m.at_ms);
       remind(m);
