@@ -466,7 +466,7 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
         click(&console, "#overdue").await;
         eventually(
             &console,
-            "state.tab === 'tickets' && [...document.querySelectorAll('#work-list .card')].map(c => c.dataset.user).join()",
+            "import('/assets/state.js').then(({ state }) => state.tab === 'tickets' && [...document.querySelectorAll('#work-list .card')].map(c => c.dataset.user).join())",
             |v| v == "u-azhen",
         )
         .await;
@@ -599,13 +599,13 @@ async fn tickets_reminders_and_insights_in_a_real_browser() {
             .expect("eval");
         eventually(
             &console,
-            "state.stats && state.stats.until_ms - state.stats.since_ms > 2 * 86400000 && document.querySelectorAll('#chart-topics svg rect.bar').length",
+            "import('/assets/state.js').then(({ state }) => state.stats && state.stats.until_ms - state.stats.since_ms > 2 * 86400000 && document.querySelectorAll('#chart-topics svg rect.bar').length)",
             |v| v.as_u64().is_some_and(|n| n >= 1),
         )
         .await;
         // Nothing in the window: a friendly empty state, not empty charts.
         let empty = console
-            .evaluate("state.stats = {since_ms: 1, until_ms: 2, complaints: {total: 0}, attacks: {total: 0}, tickets: {opened: 0}}; renderStats(); [document.getElementById('ins-body').hidden, document.getElementById('ins-empty').textContent]")
+            .evaluate("Promise.all([import('/assets/state.js'), import('/assets/insights.js')]).then(([{ state }, { renderStats }]) => { state.stats = {since_ms: 1, until_ms: 2, complaints: {total: 0}, attacks: {total: 0}, tickets: {opened: 0}}; renderStats(); return [document.getElementById('ins-body').hidden, document.getElementById('ins-empty').textContent]; })")
             .await
             .expect("eval")
             .into_value::<serde_json::Value>()
@@ -631,7 +631,7 @@ async fn viewer_names_with_dollar_patterns_fill_scripts_verbatim() {
     let console = chrome.open(&format!("http://{}/console", d.addr)).await;
     let filled = eventually(
         &console,
-        r#"typeof fill === "function" ? fill("看到{user}的反馈，{product}", {user: {name: "$'$`$&"}, lang: "zh", product: "$1"}) : null"#,
+        r#"import("/assets/scripts.js").then(({ fill }) => fill("看到{user}的反馈，{product}", {user: {name: "$'$`$&"}, lang: "zh", product: "$1"}))"#,
         |v| v.is_string(),
     )
     .await;

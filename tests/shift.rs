@@ -355,7 +355,7 @@ async fn cards_hold_still_under_the_pointer_and_keys_find_the_open_complaints() 
         key(&console, "n").await;
         eventually(
             &console,
-            "state.tab + ' ' + document.activeElement.dataset.user",
+            "import('/assets/state.js').then(({ state }) => state.tab + ' ' + document.activeElement.dataset.user)",
             |v| v == "tickets u0",
         )
         .await;

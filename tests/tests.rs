@@ -4,6 +4,8 @@
 //! - `shipped`: the shipped packs in `rules/`: per-topic decisions in zh and en, evasions, and
 //!   `rules check` passing.
 //! - `browser`: the console and overlay pages in real headless Chromium.
+//! - `console`: the console's labels from the daemon's vocabulary (zh, en, and the overlay's
+//!   alike); updates carrying only what changed merged into the cards.
 //! - `shift`: a floor manager's shift in Chromium: the worklist with 600 buyers, a steady feed,
 //!   a blind source turning the console red, copy over plain HTTP.
 //! - `bursts`: a 20,000-user brigade and a 20,000-times repeater through the real binary:
@@ -37,6 +39,7 @@ mod util;
 mod browser;
 mod bursts;
 mod cli;
+mod console;
 mod daemon;
 mod disk;
 mod engine;

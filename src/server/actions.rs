@@ -97,30 +97,164 @@ pub struct Prompt {
     pub at_ms: u64,
 }
 
-/// Checks `req` against `alert` and applies it. Pure, so the rules are testable.
-pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> Result<(), ActionError> {
-    let already = |a: &Alert| {
-        a.actions.last().map_or_else(
-            || "already handled".to_string(),
-            |r| format!("already handled: {} by {}", r.action, r.by),
-        )
-    };
-    if alert.retracted && req.action != "resolve" {
-        return Err(ActionError::Conflict("the platform deleted this comment".into()));
+/// What a floor manager can do with an alert from the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleAction {
+    /// Invite the buyer to co-stream.
+    Invite,
+    /// Send a script (copied for the streamer, shown on the overlay).
+    SendScript,
+    /// Mute or flag the user.
+    Mute,
+    /// Dismiss as a false positive.
+    Dismiss,
+    /// Resolve the complaint's ticket.
+    Resolve,
+}
+
+/// When a console action is allowed. [`ConsoleAction::check`] enforces these rows and
+/// `GET /api/console` hands them to the console, which enables its buttons by them: one
+/// table, so the buttons and the endpoint cannot drift.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rule {
+    /// The alert statuses it acts from (409 from any other).
+    pub from: &'static [AlertStatus],
+    /// The classes it fits (422 for another).
+    pub classes: &'static [Class],
+    /// Needs a ticket (422 without one) that is still active (409 once closed).
+    pub ticket: bool,
+    /// At most once per alert (409 the second time).
+    pub once: bool,
+    /// Still allowed after the platform deleted the comment (409 otherwise).
+    pub after_retraction: bool,
+    /// The 422's reason.
+    #[serde(skip)]
+    pub unfit: &'static str,
+}
+
+const EVERY_CLASS: &[Class] = &[Class::Complaint, Class::Attack, Class::Neutral];
+const EVERY_STATUS: &[AlertStatus] = &[
+    AlertStatus::Open,
+    AlertStatus::Invited,
+    AlertStatus::Scripted,
+    AlertStatus::Muted,
+    AlertStatus::Dismissed,
+    AlertStatus::Resolved,
+];
+
+impl ConsoleAction {
+    /// The action named `s` (as in a request), if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "invite" => Self::Invite,
+            "send_script" => Self::SendScript,
+            "mute" => Self::Mute,
+            "dismiss" => Self::Dismiss,
+            "resolve" => Self::Resolve,
+            _ => return None,
+        })
     }
-    let (status, script, choice) = match req.action.as_str() {
-        "invite" => {
-            if alert.verdict.class != Class::Complaint {
-                return Err(ActionError::Unfit(
-                    "only genuine complaints are invited on mic".into(),
-                ));
-            }
-            if alert.status != AlertStatus::Open {
-                return Err(ActionError::Conflict(already(alert)));
-            }
-            (AlertStatus::Invited, None, None)
+
+    /// The snake_case name (as requested and recorded).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invite => "invite",
+            Self::SendScript => "send_script",
+            Self::Mute => "mute",
+            Self::Dismiss => "dismiss",
+            Self::Resolve => "resolve",
         }
-        "send_script" => {
+    }
+
+    /// The SOP, one row per action.
+    pub fn rule(self) -> Rule {
+        use AlertStatus::{Invited, Open, Scripted};
+        let r = Rule {
+            from: &[Open],
+            classes: EVERY_CLASS,
+            ticket: false,
+            once: false,
+            after_retraction: false,
+            unfit: "",
+        };
+        match self {
+            Self::Invite => Rule {
+                classes: &[Class::Complaint],
+                unfit: "only genuine complaints are invited on mic",
+                ..r
+            },
+            Self::SendScript => Rule {
+                from: &[Open, Invited, Scripted],
+                once: true,
+                ..r
+            },
+            Self::Mute => Rule {
+                from: &[Open, Scripted],
+                classes: &[Class::Attack, Class::Neutral],
+                unfit: "a genuine complaint is answered, not muted",
+                ..r
+            },
+            Self::Dismiss => r,
+            // Resolving works even after a deletion: the buyer still waits for the fix.
+            Self::Resolve => Rule {
+                from: EVERY_STATUS,
+                ticket: true,
+                after_retraction: true,
+                unfit: "only complaints have tickets to resolve",
+                ..r
+            },
+        }
+    }
+
+    /// Whether `alert`, as it stands, allows this action: the one check behind the endpoint
+    /// (see [`Rule`]).
+    pub fn check(self, alert: &Alert) -> Result<(), ActionError> {
+        let rule = self.rule();
+        let already = || {
+            alert.actions.last().map_or_else(
+                || "already handled".to_string(),
+                |r| format!("already handled: {} by {}", r.action, r.by),
+            )
+        };
+        if alert.retracted && !rule.after_retraction {
+            return Err(ActionError::Conflict("the platform deleted this comment".into()));
+        }
+        if !rule.classes.contains(&alert.verdict.class) {
+            return Err(ActionError::Unfit(rule.unfit.into()));
+        }
+        if rule.ticket {
+            let Some(t) = &alert.ticket else {
+                return Err(ActionError::Unfit(rule.unfit.into()));
+            };
+            if !t.status.is_active() {
+                return Err(ActionError::Conflict(format!(
+                    "ticket already {}",
+                    t.status.as_str()
+                )));
+            }
+        }
+        if rule.once && alert.actions.iter().any(|a| a.action == self.as_str()) {
+            return Err(ActionError::Conflict(already()));
+        }
+        if !rule.from.contains(&alert.status) {
+            return Err(ActionError::Conflict(already()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks `req` against `alert` and applies it. Pure, so the rules are testable. A malformed
+/// request is refused (400) before the alert's state is looked at.
+pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> Result<(), ActionError> {
+    let Some(action) = ConsoleAction::parse(&req.action) else {
+        return Err(ActionError::BadRequest(format!(
+            "unknown action {:?}",
+            req.action
+        )));
+    };
+    let (script, choice) = match action {
+        ConsoleAction::SendScript => {
             let text = req.script.as_deref().map(str::trim).unwrap_or("");
             if text.is_empty() {
                 return Err(ActionError::BadRequest(
@@ -141,86 +275,44 @@ pub fn apply(alert: &mut Alert, req: &ActionRequest, by: &str, now_ms: u64) -> R
                     "unknown script choice {choice:?}"
                 )));
             }
-            if alert.actions.iter().any(|a| a.action == "send_script") {
-                return Err(ActionError::Conflict(already(alert)));
-            }
-            if matches!(
-                alert.status,
-                AlertStatus::Dismissed | AlertStatus::Muted | AlertStatus::Resolved
-            ) {
-                return Err(ActionError::Conflict(already(alert)));
-            }
-            let status = if alert.status == AlertStatus::Invited {
-                AlertStatus::Invited
-            } else {
-                AlertStatus::Scripted
-            };
-            (status, Some(text.to_string()), Some(choice.to_string()))
+            (Some(text.to_string()), Some(choice.to_string()))
         }
-        "mute" => {
-            if alert.verdict.class == Class::Complaint {
-                return Err(ActionError::Unfit(
-                    "a genuine complaint is answered, not muted".into(),
-                ));
-            }
-            if matches!(
-                alert.status,
-                AlertStatus::Muted | AlertStatus::Dismissed | AlertStatus::Invited | AlertStatus::Resolved
-            ) {
-                return Err(ActionError::Conflict(already(alert)));
-            }
-            (AlertStatus::Muted, None, None)
-        }
-        "dismiss" => {
-            if alert.status != AlertStatus::Open {
-                return Err(ActionError::Conflict(already(alert)));
-            }
-            (AlertStatus::Dismissed, None, None)
-        }
-        "resolve" => {
+        ConsoleAction::Resolve => {
             let outcome = req.choice.as_deref().unwrap_or("");
-            let Some(closed) = TicketStatus::resolved(outcome) else {
+            if TicketStatus::resolved(outcome).is_none() {
                 return Err(ActionError::BadRequest(format!(
                     "resolve needs choice \"refund\", \"exchange\" or \"other\", not {outcome:?}"
                 )));
-            };
-            let Some(t) = &alert.ticket else {
-                return Err(ActionError::Unfit(
-                    "only complaints have tickets to resolve".into(),
-                ));
-            };
-            if !t.status.is_active() {
-                return Err(ActionError::Conflict(format!(
-                    "ticket already {}",
-                    t.status.as_str()
-                )));
             }
-            // Resolving works even after a deletion: the buyer still waits for the fix.
-            if let Some(t) = &mut alert.ticket {
-                t.close(closed, now_ms);
-            }
-            alert.status = AlertStatus::Resolved;
-            alert.actions.push(ActionRecord {
-                action: req.action.clone(),
-                by: by.to_string(),
-                at_ms: now_ms,
-                script: None,
-                choice: Some(outcome.to_string()),
-            });
-            return Ok(());
+            (None, Some(outcome.to_string()))
         }
-        other => return Err(ActionError::BadRequest(format!("unknown action {other:?}"))),
+        ConsoleAction::Invite | ConsoleAction::Mute | ConsoleAction::Dismiss => (None, None),
+    };
+    action.check(alert)?;
+    let status = match action {
+        ConsoleAction::Invite => AlertStatus::Invited,
+        // A script after an invite keeps the alert invited.
+        ConsoleAction::SendScript if alert.status == AlertStatus::Invited => AlertStatus::Invited,
+        ConsoleAction::SendScript => AlertStatus::Scripted,
+        ConsoleAction::Mute => AlertStatus::Muted,
+        ConsoleAction::Dismiss => AlertStatus::Dismissed,
+        ConsoleAction::Resolve => AlertStatus::Resolved,
     };
     if let Some(t) = &mut alert.ticket {
         match status {
             AlertStatus::Invited | AlertStatus::Scripted => t.respond(now_ms),
             AlertStatus::Dismissed => t.close(TicketStatus::Dismissed, now_ms),
-            _ => {}
+            AlertStatus::Resolved => {
+                if let Some(closed) = choice.as_deref().and_then(TicketStatus::resolved) {
+                    t.close(closed, now_ms);
+                }
+            }
+            AlertStatus::Open | AlertStatus::Muted => {}
         }
     }
     alert.status = status;
     alert.actions.push(ActionRecord {
-        action: req.action.clone(),
+        action: action.as_str().to_string(),
         by: by.to_string(),
         at_ms: now_ms,
         script,

@@ -1,6 +1,7 @@
 //! Stage 8, server (axum, on the daemon's runtime): `GET /ws/alerts?room=…&since=SEQ` (a
 //! WebSocket of alert messages; `since` replays what the subscriber missed from the store),
-//! `GET /api/alerts` (recent alerts as JSON), `GET /api/tickets` (the worklist,
+//! `GET /api/alerts` (recent alerts as JSON), `GET /api/alerts/{seq}` (one, as stored),
+//! `GET /api/console` (settings, health and the [`vocab`]), `GET /api/tickets` (the worklist,
 //! [`worklist`]), `POST /api/alerts/{seq}/actions` (console actions, [`actions`]),
 //! `POST /api/report` (a comment liveguard missed, [`report`]),
 //! `GET /ws/overlay?room=…` (prompts for the streamer's overlay), the pages `GET /console`
@@ -36,6 +37,7 @@ pub mod login;
 pub mod pages;
 pub mod report;
 pub mod stats;
+pub mod vocab;
 pub mod worklist;
 
 use crate::alerts::{wire, Hub, MsgKind};
@@ -148,6 +150,13 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r(Method::GET, "/ws/alerts", roles(MANAGER), false, get(ws_alerts)),
         r(Method::GET, "/ws/overlay", roles(OVERLAY), true, get(ws_overlay)),
         r(Method::GET, "/api/alerts", roles(MANAGER), false, get(api_alerts)),
+        r(
+            Method::GET,
+            "/api/alerts/{seq}",
+            roles(MANAGER),
+            false,
+            get(api_alert),
+        ),
         r(
             Method::POST,
             "/api/alerts/{seq}/actions",
@@ -291,6 +300,9 @@ pub struct AlertQuery {
     pub limit: Option<usize>,
 }
 
+/// `GET /api/console`: what the console page needs besides alerts: the promised response
+/// time, the last rules reload, the daemon's health, who is signed in, and the vocabulary
+/// (labels and action rules, [`vocab::vocabulary`]).
 async fn console_settings(
     State(st): State<AppState>,
     Extension(id): Extension<Identity>,
@@ -304,6 +316,7 @@ async fn console_settings(
         "health": { "status": if reasons.is_empty() { "ok" } else { "degraded" }, "reasons": reasons },
         "now_ms": crate::clock::Clock::now_ms(&crate::clock::SystemClock),
         "identity": { "name": &*id.name, "role": id.role, "token": id.token, "rooms": &*id.rooms },
+        "vocab": vocab::vocabulary(),
     }))
 }
 
@@ -519,6 +532,27 @@ async fn api_alerts(
             Json(serde_json::json!({ "error": e })),
         )
             .into_response(),
+    }
+}
+
+/// `GET /api/alerts/{seq}`: one alert as stored (its latest version), for a console that got
+/// an update of an alert it does not hold. 404 when unknown (or pruned), 403 for a room the
+/// caller may not see.
+async fn api_alert(
+    State(st): State<AppState>,
+    Extension(id): Extension<Identity>,
+    axum::extract::Path(seq): axum::extract::Path<u64>,
+) -> Response {
+    match read(&st.hub, move |h| h.get(seq)).await {
+        Ok(Some(a)) if !id.may_see(&a.room) => refuse(
+            &st,
+            StatusCode::FORBIDDEN,
+            "room",
+            &format!("{} may not see room {:?}", id.name, a.room),
+        ),
+        Ok(Some(a)) => Json(a).into_response(),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, &format!("no alert {seq}")),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
 

@@ -8,11 +8,12 @@ const room = params.get("room") || "";
 // An overlay-role token for OBS, which can send neither a header nor a cookie.
 const token = params.get("token") || "";
 const hideMs = Math.max(3, Number(params.get("hide")) || 15) * 1000;
-const ISSUE = {
-  zh: { defect: "质量问题", not_as_shown: "与直播不符", authenticity: "真假疑问", size_fit: "尺寸不合适",
-        logistics: "物流问题", after_sales: "售后问题", refund_request: "退款诉求" },
-  en: { defect: "a quality problem", not_as_shown: "not as shown", authenticity: "authenticity doubts",
-        size_fit: "size and fit", logistics: "delivery", after_sales: "after-sales", refund_request: "a refund" },
+// The daemon's vocabulary, inlined in the page by the server (the console's, so both name a
+// topic alike): the issue an invite is about, in the prompt's language.
+const VOCAB = JSON.parse(document.getElementById("vocab")?.textContent || "{}");
+const issueOf = (topic, lang) => {
+  const r = (VOCAB.topics || []).find((x) => x.name === topic);
+  return r ? r[lang] : "";
 };
 const queue = [];
 let showing = false;
@@ -22,7 +23,7 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 function show(p) {
   showing = true;
   const lang = p.lang === "zh" ? "zh" : "en";
-  const issue = p.topic && ISSUE[lang][p.topic];
+  const issue = p.topic && issueOf(p.topic, lang);
   box.className = p.kind;
   box.innerHTML = p.kind === "invite"
     ? `<div class="line"><span class="badge">${lang === "zh" ? "连麦" : "ON MIC"}</span>${esc(p.text)}</div>${issue ? `<div class="issue">${lang === "zh" ? "问题：" : "About: "}${esc(issue)}</div>` : ""}`
