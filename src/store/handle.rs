@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -72,6 +72,9 @@ pub struct Store {
     reader: Mutex<Option<rusqlite::Connection>>,
     threads: Mutex<Threads>,
     stop_checkpoints: Arc<AtomicBool>,
+    /// The overflow's length, readable without the lock: `drain` is called after every
+    /// comment and must cost nothing while nothing waits.
+    waiting: AtomicUsize,
 }
 
 impl std::fmt::Debug for Store {
@@ -134,6 +137,7 @@ impl Store {
                 checkpointer: Some(checkpointer),
             }),
             stop_checkpoints,
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -166,7 +170,7 @@ impl Store {
         };
         if !q.overflow.is_empty() {
             q.overflow.push_back(cmd);
-            self.shared.metrics.store_overflow.set(q.overflow.len() as i64);
+            self.overflowed(q.overflow.len());
             return true;
         }
         match tx.try_send(cmd) {
@@ -174,7 +178,7 @@ impl Store {
             Err(mpsc::TrySendError::Full(cmd)) => {
                 q.overflow.push_back(cmd);
                 self.shared.metrics.store_waits.inc();
-                self.shared.metrics.store_overflow.set(q.overflow.len() as i64);
+                self.overflowed(q.overflow.len());
                 true
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
@@ -211,6 +215,11 @@ impl Store {
         }
     }
 
+    fn overflowed(&self, len: usize) {
+        self.waiting.store(len, Ordering::Release);
+        self.shared.metrics.store_overflow.set(len as i64);
+    }
+
     fn why_busy(&self) -> String {
         self.failure()
             .map_or_else(|| "its queue is full".to_string(), |f| f.to_string())
@@ -225,6 +234,9 @@ impl Store {
     /// writer's queue. Awaiting it between changes is how a worker slows down while the
     /// writer is behind (the intake then sheds neutral comments), without holding a thread.
     pub async fn drain(&self) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
         loop {
             let notified = self.shared.space.notified();
             tokio::pin!(notified);
@@ -246,7 +258,7 @@ impl Store {
                         }
                     }
                 }
-                self.shared.metrics.store_overflow.set(q.overflow.len() as i64);
+                self.overflowed(q.overflow.len());
                 if q.overflow.is_empty() {
                     return;
                 }
@@ -257,7 +269,7 @@ impl Store {
 
     /// Changes waiting in the overflow (not yet in the writer's queue).
     pub fn waiting(&self) -> usize {
-        self.lock().overflow.len()
+        self.waiting.load(Ordering::Acquire)
     }
 
     /// Stops the writer after it has committed everything queued (the overflow included),
