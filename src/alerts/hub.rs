@@ -292,31 +292,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Verdict;
-    use crate::ingest::User;
-    use crate::store::record::{AlertKind, MsgKind};
-    use crate::taxonomy::{Action, Class, Lang, Topic};
-
-    fn alert(room: &str, msg: &str) -> Alert {
-        let verdict = Verdict {
-            class: Class::Attack,
-            topic: Some(Topic::Smear),
-            score: 0.6,
-            evidence: vec![],
-            action: Action::PrivateResolution,
-            script: None,
-            lang: Lang::Zh,
-            purchase: false,
-            source: Default::default(),
-        };
-        let user = User {
-            id: "u1".into(),
-            ..User::default()
-        };
-        let mut a = Alert::new(AlertKind::Comment, room.into(), user, "t".into(), verdict, 0);
-        a.msg_ids.push(msg.into());
-        a
-    }
+    use crate::store::record::{test_alert as alert, MsgKind};
 
     fn open(dir: &std::path::Path) -> Arc<Hub> {
         let cfg = StoreConfig {

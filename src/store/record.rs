@@ -390,36 +390,38 @@ pub fn room_user_key(room: &str, user: &str) -> u64 {
     h.finish()
 }
 
+/// An attack alert on message `msg` in `room`, for unit tests here and in the hub.
+#[cfg(test)]
+pub(crate) fn test_alert(room: &str, msg: &str) -> Alert {
+    use crate::taxonomy::{Action, Lang, Topic};
+    let verdict = Verdict {
+        class: Class::Attack,
+        topic: Some(Topic::Smear),
+        score: 0.6,
+        evidence: vec![],
+        action: Action::PrivateResolution,
+        script: None,
+        lang: Lang::Zh,
+        purchase: false,
+        source: Default::default(),
+    };
+    let user = User {
+        id: "u1".into(),
+        ..User::default()
+    };
+    let mut a = Alert::new(AlertKind::Comment, room.into(), user, "t".into(), verdict, 0);
+    a.msg_ids.push(msg.into());
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taxonomy::{Action, Lang, Topic};
     use crate::tickets::TicketConfig;
-
-    fn alert(room: &str, msg: &str) -> Alert {
-        let verdict = Verdict {
-            class: Class::Attack,
-            topic: Some(Topic::Smear),
-            score: 0.6,
-            evidence: vec![],
-            action: Action::PrivateResolution,
-            script: None,
-            lang: Lang::Zh,
-            purchase: false,
-            source: Default::default(),
-        };
-        let user = User {
-            id: "u1".into(),
-            ..User::default()
-        };
-        let mut a = Alert::new(AlertKind::Comment, room.into(), user, "t".into(), verdict, 0);
-        a.msg_ids.push(msg.into());
-        a
-    }
 
     #[test]
     fn samples_are_capped_and_a_body_stays_under_16_kb_whatever_grows() {
-        let mut a = alert("r", "m0");
+        let mut a = test_alert("r", "m0");
         for i in 1..5_000 {
             a.add_msg_id(format!("m{i}"));
             a.add_user(&format!("u{i}"), format!("name{i}"), None);
