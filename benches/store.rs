@@ -105,7 +105,7 @@ fn benches(c: &mut Criterion) {
                             a.seq = next_seq.get() + i as u64;
                             let a = Arc::new(a);
                             let body = store::body(&a);
-                            (a, body, None)
+                            store::writer::Write::new(a, body, None)
                         })
                         .collect::<Vec<_>>()
                 },

@@ -209,35 +209,19 @@ async fn console_and_overlay_name_a_topic_alike() {
         .expect("the overlay label test finishes within a minute");
 }
 
-/// Loaded before the console's own scripts: the real socket, its `update` messages cut down to
-/// `seq`, `version` and the fields that changed since the last message about that alert (null
-/// for one that went away), as the daemon will send them; the `alert` message of user
-/// `u-hidden` is dropped, so the page first hears of that alert through an update.
+/// Loaded before the console's own scripts: the real socket, with the keys of every `update`
+/// (the daemon's deltas) noted, and the `alert` message of user `u-hidden` dropped, so the
+/// page first hears of that alert through an update.
 const DELTA_SOCKET: &str = r#"(() => {
   const Real = window.WebSocket;
-  const last = new Map();
-  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   window.__deltas = [];
   window.WebSocket = class extends Real {
     set onmessage(f) {
       super.onmessage = (ev) => {
         const m = JSON.parse(ev.data);
-        let out = m;
-        if (m.type === "alert") {
-          last.set(m.seq, m);
-          if (m.user && m.user.id === "u-hidden") return;
-        } else if (m.type === "update" && last.has(m.seq)) {
-          const prev = last.get(m.seq);
-          last.set(m.seq, m);
-          out = { type: "update", seq: m.seq };
-          if ("version" in m) out.version = m.version;
-          for (const k of new Set([...Object.keys(prev), ...Object.keys(m)])) {
-            if (k === "type" || k === "seq" || k === "version") continue;
-            if (!(k in m)) out[k] = null; else if (!same(prev[k], m[k])) out[k] = m[k];
-          }
-          window.__deltas.push(Object.keys(out));
-        }
-        f.call(this, new MessageEvent("message", { data: JSON.stringify(out) }));
+        if (m.type === "alert" && m.user && m.user.id === "u-hidden") return;
+        if (m.type === "update") window.__deltas.push(Object.keys(m));
+        f.call(this, ev);
       };
     }
     get onmessage() { return super.onmessage; }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use liveguard::history::SignalConfig;
 use liveguard::ingest::Format;
 
-use crate::util::live::{canonical, daemon, get, metric, test_signals, wait_metric, Firehose, Subscriber};
+use crate::util::live::{
+    canonical, daemon, fold, get, metric, test_signals, wait_metric, Firehose, Subscriber,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complaints_and_attacks_reach_the_subscriber_neutrals_do_not() {
@@ -115,7 +117,8 @@ async fn a_brigade_becomes_one_alert_with_the_users_listed() {
     let first = sub.next_msg().await;
     assert_eq!(first["type"], "alert");
     let seq = first["seq"].clone();
-    let mut last_update = first.clone();
+    let mut held = std::collections::HashMap::new();
+    let mut last_update = fold(&mut held, &first);
     // Updates to one alert are coalesced (a few a second): the latest may come after the
     // unrelated alert.
     let mut other = false;
@@ -123,7 +126,8 @@ async fn a_brigade_becomes_one_alert_with_the_users_listed() {
         let m = sub.next_msg().await;
         if m["type"] == "update" {
             assert_eq!(m["seq"], seq, "updates go to the same alert");
-            last_update = m;
+            assert!(m.get("text").is_none(), "an update carries what changed: {m}");
+            last_update = fold(&mut held, &m);
         } else {
             assert!(!other, "one other alert only: {m}");
             assert_eq!(
@@ -373,6 +377,28 @@ async fn split_words_repeats_and_silence() {
     assert_eq!(
         (u["type"].as_str(), u["seq"].clone(), u["count"].as_u64()),
         (Some("update"), a["seq"].clone(), Some(2))
+    );
+    // Only what changed, named by the version it brings the alert to.
+    assert_eq!((a["version"].as_u64(), u["version"].as_u64()), (Some(1), Some(2)));
+    let mut fields: Vec<&str> = u
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "count",
+            "msg_ids",
+            "msg_ids_total",
+            "seq",
+            "type",
+            "updated_ms",
+            "version"
+        ],
+        "{u}"
     );
     // Then the room goes quiet: an ops alert says the watcher may be blind.
     let ops = sub.next_alert().await;

@@ -152,7 +152,7 @@ fn fixture_db_at(path: PathBuf) -> PathBuf {
         .map(|row| {
             let a = alert(row);
             let body = liveguard::store::body(&a);
-            (Arc::new(a), body, None)
+            liveguard::store::writer::Write::new(Arc::new(a), body, None)
         })
         .collect();
     liveguard::store::writer::write_batch(&mut conn, &writes).expect("fixture written");

@@ -4,6 +4,7 @@
 //! [`writer`] thread owns the only write connection; readers (replay, the API, `report`) open
 //! their own, which WAL lets run beside it.
 
+pub mod delta;
 pub mod feedback;
 pub mod handle;
 pub mod insights;
@@ -256,35 +257,62 @@ pub fn body(a: &Alert) -> String {
     serde_json::to_string(a).unwrap_or_default()
 }
 
-/// Writes one version of an alert: the alert row, its ticket, and the actions, follow-ups and
-/// reminders added since `prev` (the version last written, if any).
+/// Writes an alert as of version `a`: its row (inserted when `prev`, the version last written,
+/// is none; else updated in place), its ticket row when that changed, and the actions,
+/// follow-ups and reminders added since `prev`.
 pub fn write_alert(
     tx: &Transaction<'_>,
     a: &Alert,
     body: &str,
     prev: Option<&Alert>,
 ) -> Result<(), StoreError> {
-    let mut st = tx.prepare_cached(
-        "INSERT OR REPLACE INTO alerts (seq, room, kind, class, topic, user_id, product, status, users, count, \
-         backlog, retracted, created_ms, updated_ms, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-    )?;
-    st.execute(params![
-        a.seq as i64,
-        a.room,
-        a.kind.as_str(),
-        a.verdict.class.as_str(),
-        a.verdict.topic.map(|t| t.as_str()),
-        a.user.id,
-        a.product,
-        a.status.as_str(),
-        i64::from(a.users_total).max(a.users.len() as i64),
-        i64::from(a.count),
-        a.backlog,
-        a.retracted,
-        a.classified_ms as i64,
-        a.updated_ms as i64,
-        body,
-    ])?;
+    // An UPDATE that leaves room and created_ms alone touches no index; INSERT OR REPLACE
+    // deleted and re-inserted the row and both index entries on every change.
+    let in_place = prev.is_some_and(|p| p.room == a.room && p.classified_ms == a.classified_ms)
+        && tx
+            .prepare_cached(
+                "UPDATE alerts SET kind = ?2, class = ?3, topic = ?4, user_id = ?5, product = ?6, status = ?7, \
+                 users = ?8, count = ?9, backlog = ?10, retracted = ?11, updated_ms = ?12, body = ?13 WHERE seq = ?1",
+            )?
+            .execute(params![
+                a.seq as i64,
+                a.kind.as_str(),
+                a.verdict.class.as_str(),
+                a.verdict.topic.map(|t| t.as_str()),
+                a.user.id,
+                a.product,
+                a.status.as_str(),
+                i64::from(a.users_total).max(a.users.len() as i64),
+                i64::from(a.count),
+                a.backlog,
+                a.retracted,
+                a.updated_ms as i64,
+                body,
+            ])?
+            == 1;
+    if !in_place {
+        let mut st = tx.prepare_cached(
+            "INSERT OR REPLACE INTO alerts (seq, room, kind, class, topic, user_id, product, status, users, count, \
+             backlog, retracted, created_ms, updated_ms, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+        )?;
+        st.execute(params![
+            a.seq as i64,
+            a.room,
+            a.kind.as_str(),
+            a.verdict.class.as_str(),
+            a.verdict.topic.map(|t| t.as_str()),
+            a.user.id,
+            a.product,
+            a.status.as_str(),
+            i64::from(a.users_total).max(a.users.len() as i64),
+            i64::from(a.count),
+            a.backlog,
+            a.retracted,
+            a.classified_ms as i64,
+            a.updated_ms as i64,
+            body,
+        ])?;
+    }
     let prev_actions = prev.map_or(0, |p| p.actions.len());
     if a.actions.len() > prev_actions {
         let mut st = tx.prepare_cached(
@@ -303,24 +331,48 @@ pub fn write_alert(
         }
     }
     let Some(t) = &a.ticket else { return Ok(()) };
-    let mut st = tx.prepare_cached(
+    let prev_t = prev.and_then(|p| p.ticket.as_ref());
+    // Most versions (a repeat counted, a follow-up) leave the ticket's row as it was.
+    let row_changed = !in_place
+        || prev_t.is_none_or(|p| {
+            (
+                p.status,
+                p.opened_ms,
+                p.respond_by_ms,
+                p.resolve_by_ms,
+                p.responded_ms,
+                p.resolved_ms,
+            ) != (
+                t.status,
+                t.opened_ms,
+                t.respond_by_ms,
+                t.resolve_by_ms,
+                t.responded_ms,
+                t.resolved_ms,
+            )
+        })
+        || prev.is_some_and(|p| {
+            (p.verdict.topic, &p.product, &p.user.id) != (a.verdict.topic, &a.product, &a.user.id)
+        });
+    if row_changed {
+        let mut st = tx.prepare_cached(
         "INSERT OR REPLACE INTO tickets (seq, room, user_id, topic, product, status, opened_ms, respond_by_ms, \
          resolve_by_ms, responded_ms, resolved_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     )?;
-    st.execute(params![
-        a.seq as i64,
-        a.room,
-        a.user.id,
-        a.verdict.topic.map(|t| t.as_str()),
-        a.product,
-        t.status.as_str(),
-        t.opened_ms as i64,
-        t.respond_by_ms as i64,
-        t.resolve_by_ms as i64,
-        t.responded_ms.map(|v| v as i64),
-        t.resolved_ms.map(|v| v as i64),
-    ])?;
-    let prev_t = prev.and_then(|p| p.ticket.as_ref());
+        st.execute(params![
+            a.seq as i64,
+            a.room,
+            a.user.id,
+            a.verdict.topic.map(|t| t.as_str()),
+            a.product,
+            t.status.as_str(),
+            t.opened_ms as i64,
+            t.respond_by_ms as i64,
+            t.resolve_by_ms as i64,
+            t.responded_ms.map(|v| v as i64),
+            t.resolved_ms.map(|v| v as i64),
+        ])?;
+    }
     let prev_f = prev_t.map_or(0, |p| p.followups.len());
     if t.followups.len() > prev_f {
         let mut st = tx.prepare_cached(
@@ -345,6 +397,19 @@ pub fn write_alert(
             ])?;
         }
     }
+    Ok(())
+}
+
+/// Records version `a.version` of alert `a.seq` as the fields that changed (`fields`, a JSON
+/// object from [`delta::row`]).
+pub fn write_version(tx: &Transaction<'_>, a: &Alert, fields: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO alert_versions (seq, version, at_ms, fields) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            a.seq as i64,
+            i64::from(a.version),
+            a.updated_ms as i64,
+            fields
+        ])?;
     Ok(())
 }
 
@@ -444,7 +509,7 @@ pub fn prune(conn: &mut Connection, before_ms: u64) -> Result<usize, StoreError>
     let tx = conn.transaction()?;
     let doomed = "SELECT a.seq FROM alerts a LEFT JOIN tickets t ON t.seq = a.seq \
                   WHERE a.created_ms < ?1 AND (t.status IS NULL OR t.status NOT IN ('open', 'responding'))";
-    for table in ["actions", "followups", "reminders", "tickets"] {
+    for table in ["actions", "followups", "reminders", "alert_versions", "tickets"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE seq IN ({doomed})"),
             [before_ms as i64],
@@ -507,4 +572,39 @@ pub fn spawn_checkpointer(
             run("TRUNCATE");
         })
         .map_err(|e| open_err(path, format!("cannot start the checkpoint thread: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_migrates_and_keeps_its_alerts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).expect("creates");
+            conn.execute_batch(schema::MIGRATIONS[0]).expect("schema 1");
+            conn.pragma_update(None, "user_version", 1).expect("version 1");
+            // A body as liveguard wrote it before versions were counted.
+            let mut a = Alert::ops("r".into(), "quiet".into(), 5);
+            a.seq = 1;
+            let mut body: serde_json::Value = serde_json::to_value(&a).expect("serializes");
+            body.as_object_mut().expect("object").remove("version");
+            conn.execute(
+                "INSERT INTO alerts (seq, room, kind, class, user_id, status, users, count, backlog, retracted, \
+                 created_ms, updated_ms, body) VALUES (1, 'r', 'ops', 'neutral', 'liveguard', 'open', 0, 1, 0, 0, 5, 5, ?1)",
+                [body.to_string()],
+            )
+            .expect("old alert");
+        }
+        let conn = open_writer(&path, Durability::Normal).expect("opens and migrates");
+        let version: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, schema::current());
+        let a = get(&conn, 1).expect("reads").expect("kept");
+        assert_eq!((a.text.as_str(), a.version), ("quiet", 1));
+        assert_eq!(max_seq(&conn).expect("reads"), 1);
+    }
 }

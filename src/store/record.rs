@@ -26,6 +26,11 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+// Alerts stored before versions were counted read as their first version.
+fn first_version() -> u32 {
+    1
+}
+
 /// What produced an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,6 +120,10 @@ pub struct ActionRecord {
 pub struct Alert {
     /// Monotonic sequence number (set by the hub).
     pub seq: u64,
+    /// 1 when published, one more for each committed change: an `update` message names the
+    /// version it brings a client to.
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// What produced it.
     pub kind: AlertKind,
     /// Room id.
@@ -189,6 +198,7 @@ impl Alert {
     ) -> Self {
         Self {
             seq: 0,
+            version: 1,
             kind,
             room,
             users: vec![user.id.clone()],

@@ -70,6 +70,18 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (seq, due, stage)
     ) STRICT, WITHOUT ROWID;
     ",
+    // 2: each committed change to an alert as a small row, the top-level fields it changed
+    // (`{"count":3,…}`); the alert's row keeps its current body. Appended in commit order (no
+    // index on seq), so a batch of changes to scattered alerts fills one page, not one each.
+    r"
+    CREATE TABLE alert_versions (
+        id INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        fields TEXT NOT NULL
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this binary writes.

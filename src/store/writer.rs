@@ -4,14 +4,16 @@
 //! the commit sends the messages out and answers the consoles. A failed commit is retried:
 //! nothing is announced that is not on disk, and nothing accepted is dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap, HashMapExt};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::delta::{self, Fields};
 use super::handle::Shared;
 use super::record::{room_user_key, wire, Alert, HubMsg, MsgKind};
 use super::{StoreConfig, StoreError};
@@ -22,8 +24,8 @@ pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
 /// Updates to one alert go out at most this often: a brigade changes its alert thousands of
 /// times a second, and each subscriber needs only the latest version. The first update after
-/// a quiet spell goes out at once; the latest of those that follow waits for the next slot.
-/// Every version is still written.
+/// a quiet spell goes out at once; the latest of those that follow waits for the next slot,
+/// carrying every field changed since the last update sent. Every version is still written.
 pub const UPDATE_EVERY: Duration = Duration::from_millis(250);
 
 /// A change to an alert; false refuses it (nothing is written).
@@ -74,6 +76,8 @@ pub enum Cmd {
 
 enum Out {
     Msg(HubMsg),
+    /// A new version and the fields it changed.
+    Update(Arc<Alert>, Fields),
     Reply(oneshot::Sender<Result<Arc<Alert>, Failed>>, Arc<Alert>),
     Flushed(oneshot::Sender<()>),
 }
@@ -158,12 +162,37 @@ pub struct Writer {
     last_prune_ms: u64,
     /// When a message about each recently changed alert last went out.
     sent: HashMap<u64, Instant>,
-    /// The latest update of each alert waiting for its slot (see [`UPDATE_EVERY`]).
-    pending: HashMap<u64, HubMsg>,
+    /// The same, oldest first, to forget them once their slot has passed.
+    sent_order: VecDeque<(Instant, u64)>,
+    /// The latest version of each alert waiting for its slot (see [`UPDATE_EVERY`]), and the
+    /// fields changed since the last update sent.
+    pending: HashMap<u64, (Arc<Alert>, Fields)>,
 }
 
-/// One version to write: the alert, its body, the version written before.
-type Write = (Arc<Alert>, String, Option<Arc<Alert>>);
+/// One version to write.
+#[derive(Debug)]
+pub struct Write {
+    alert: Arc<Alert>,
+    body: String,
+    prev: Option<Arc<Alert>>,
+    changed: Fields,
+}
+
+impl Write {
+    /// Version `alert` (serialized as `body`) of an alert whose version before was `prev` (none:
+    /// a new alert).
+    pub fn new(alert: Arc<Alert>, body: String, prev: Option<Arc<Alert>>) -> Self {
+        let changed = prev
+            .as_deref()
+            .map_or(Fields::NONE, |p| delta::changed(p, &alert));
+        Self {
+            alert,
+            body,
+            prev,
+            changed,
+        }
+    }
+}
 
 impl Writer {
     /// Loads recent alerts and active tickets from `conn`.
@@ -207,6 +236,7 @@ impl Writer {
             retention_ms: (cfg.retention_days > 0).then(|| u64::from(cfg.retention_days) * 86_400_000),
             last_prune_ms: 0,
             sent: HashMap::new(),
+            sent_order: VecDeque::new(),
             pending: HashMap::new(),
         })
     }
@@ -257,8 +287,8 @@ impl Writer {
         if let Some(a) = self.hot.map.get(&seq) {
             return Some(a.clone());
         }
-        if let Some((a, _, _)) = writes.iter().rev().find(|w| w.0.seq == seq) {
-            return Some(a.clone());
+        if let Some(w) = writes.iter().rev().find(|w| w.alert.seq == seq) {
+            return Some(w.alert.clone());
         }
         match super::get(&self.conn, seq) {
             Ok(Some(a)) => {
@@ -292,14 +322,24 @@ impl Writer {
         }
     }
 
-    fn msg(kind: MsgKind, a: &Arc<Alert>, body: &str) -> HubMsg {
-        let tag = if kind == MsgKind::Alert { "alert" } else { "update" };
+    fn alert_msg(a: &Arc<Alert>, body: &str) -> HubMsg {
         HubMsg {
             room: Arc::from(a.room.as_str()),
             seq: a.seq,
-            kind,
+            kind: MsgKind::Alert,
             alert: a.clone(),
-            json: Arc::from(wire(tag, body)),
+            json: Arc::from(wire("alert", body)),
+        }
+    }
+
+    /// An `update` carrying `fields` of `a` (the whole alert stays in `HubMsg::alert`).
+    fn update_msg(a: Arc<Alert>, fields: Fields) -> HubMsg {
+        HubMsg {
+            room: Arc::from(a.room.as_str()),
+            seq: a.seq,
+            kind: MsgKind::Update,
+            json: Arc::from(delta::update(&a, fields)),
+            alert: a,
         }
     }
 
@@ -318,12 +358,14 @@ impl Writer {
             return Err(Failed::Refused);
         }
         draft.updated_ms = now_ms;
+        draft.version = cur.version.saturating_add(1);
         self.track(&draft);
         let body = draft.fit_body();
         let new = Arc::new(draft);
         self.hot.insert(new.clone());
-        out.push(Out::Msg(Self::msg(MsgKind::Update, &new, &body)));
-        writes.push((new.clone(), body, Some(cur)));
+        let w = Write::new(new.clone(), body, Some(cur));
+        out.push(Out::Update(new.clone(), w.changed));
+        writes.push(w);
         Ok(new)
     }
 
@@ -344,8 +386,8 @@ impl Writer {
                     }
                     self.track(&a);
                     self.hot.insert(a.clone());
-                    out.push(Out::Msg(Self::msg(MsgKind::Alert, &a, &body)));
-                    writes.push((a, body, None));
+                    out.push(Out::Msg(Self::alert_msg(&a, &body)));
+                    writes.push(Write::new(a, body, None));
                 }
                 Cmd::Update {
                     seq,
@@ -421,9 +463,11 @@ impl Writer {
         if top_seq > 0 {
             self.shared.committed.fetch_max(top_seq, Ordering::SeqCst);
         }
+        let now = Instant::now();
         for o in out {
             match o {
-                Out::Msg(m) => self.emit(m),
+                Out::Msg(m) => self.emit(m, now),
+                Out::Update(a, fields) => self.emit_update(a, fields, now),
                 Out::Reply(r, a) => {
                     let _ = r.send(Ok(a));
                 }
@@ -439,75 +483,94 @@ impl Writer {
         }
     }
 
-    /// Sends `m` now, or keeps it as its alert's latest update until the alert's next slot.
-    fn emit(&mut self, m: HubMsg) {
-        let now = Instant::now();
+    /// Notes that a message about `seq` went out at `now` (its update slot starts).
+    fn mark_sent(&mut self, seq: u64, now: Instant) {
+        self.sent.insert(seq, now);
+        self.sent_order.push_back((now, seq));
+    }
+
+    /// Sends a new alert or a reminder.
+    fn emit(&mut self, m: HubMsg, now: Instant) {
         match m.kind {
-            MsgKind::Update => {
-                if self
-                    .sent
-                    .get(&m.seq)
-                    .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
-                {
-                    self.pending.insert(m.seq, m);
-                    return;
-                }
-                self.pending.remove(&m.seq);
-                self.sent.insert(m.seq, now);
-            }
-            MsgKind::Alert => {
-                self.sent.insert(m.seq, now);
-            }
+            MsgKind::Alert | MsgKind::Update => self.mark_sent(m.seq, now),
             MsgKind::Reminder => {
                 // The version the reminder is about goes first.
-                if let Some(p) = self.pending.remove(&m.seq) {
-                    self.sent.insert(m.seq, now);
-                    let _ = self.shared.tx.send(Arc::new(p));
+                if let Some((a, fields)) = self.pending.remove(&m.seq) {
+                    self.mark_sent(m.seq, now);
+                    let _ = self.shared.tx.send(Arc::new(Self::update_msg(a, fields)));
                 }
             }
         }
         let _ = self.shared.tx.send(Arc::new(m));
     }
 
+    /// Sends version `a` (which changed `fields`) now, or keeps it as its alert's latest until
+    /// the alert's next slot; either way the message carries every field changed since the
+    /// last update sent.
+    fn emit_update(&mut self, a: Arc<Alert>, fields: Fields, now: Instant) {
+        let seq = a.seq;
+        let waiting = self.pending.remove(&seq).map_or(Fields::NONE, |(_, f)| f);
+        if self
+            .sent
+            .get(&seq)
+            .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
+        {
+            self.pending.insert(seq, (a, waiting | fields));
+            return;
+        }
+        self.mark_sent(seq, now);
+        let _ = self
+            .shared
+            .tx
+            .send(Arc::new(Self::update_msg(a, waiting | fields)));
+    }
+
     /// Sends the updates whose slot has come; returns how long until the next one is due.
     fn send_due(&mut self) -> Option<Duration> {
         let now = Instant::now();
-        let due: Vec<u64> = self
-            .pending
-            .keys()
-            .filter(|s| {
-                self.sent
-                    .get(s)
-                    .is_none_or(|t| now.duration_since(*t) >= UPDATE_EVERY)
-            })
-            .copied()
-            .collect();
-        for seq in due {
-            if let Some(m) = self.pending.remove(&seq) {
-                self.sent.insert(seq, now);
-                let _ = self.shared.tx.send(Arc::new(m));
+        // Forget slots that have passed (an alert with an update waiting keeps its time).
+        while let Some(&(t, seq)) = self.sent_order.front() {
+            if now.duration_since(t) < UPDATE_EVERY {
+                break;
+            }
+            self.sent_order.pop_front();
+            if self.sent.get(&seq) == Some(&t) && !self.pending.contains_key(&seq) {
+                self.sent.remove(&seq);
             }
         }
-        // Forget slots that have passed: the map holds only alerts changed in the last slot.
-        let pending = &self.pending;
-        self.sent
-            .retain(|s, t| now.duration_since(*t) < UPDATE_EVERY || pending.contains_key(s));
-        self.pending
-            .keys()
-            .filter_map(|s| self.sent.get(s))
-            .map(|t| UPDATE_EVERY.saturating_sub(now.duration_since(*t)))
-            .min()
-            .map(|d| d.max(Duration::from_millis(1)))
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut next: Option<Duration> = None;
+        let mut due = Vec::new();
+        for seq in self.pending.keys() {
+            let left = self.sent.get(seq).map_or(Duration::ZERO, |t| {
+                UPDATE_EVERY.saturating_sub(now.duration_since(*t))
+            });
+            if left.is_zero() {
+                due.push(*seq);
+            } else {
+                next = Some(next.map_or(left, |n| n.min(left)));
+            }
+        }
+        due.sort_unstable();
+        for seq in due {
+            if let Some((a, fields)) = self.pending.remove(&seq) {
+                self.mark_sent(seq, now);
+                let _ = self.shared.tx.send(Arc::new(Self::update_msg(a, fields)));
+            }
+        }
+        next.map(|d| d.max(Duration::from_millis(1)))
     }
 
     /// Sends every waiting update now (a flush, shutdown).
     fn send_pending(&mut self) {
         let now = Instant::now();
-        let mut waiting: Vec<HubMsg> = self.pending.drain().map(|(_, m)| m).collect();
-        waiting.sort_by_key(|m| m.seq);
-        for m in waiting {
-            self.sent.insert(m.seq, now);
-            let _ = self.shared.tx.send(Arc::new(m));
+        let mut waiting: Vec<(Arc<Alert>, Fields)> = self.pending.drain().map(|(_, p)| p).collect();
+        waiting.sort_by_key(|(a, _)| a.seq);
+        for (a, fields) in waiting {
+            self.mark_sent(a.seq, now);
+            let _ = self.shared.tx.send(Arc::new(Self::update_msg(a, fields)));
         }
     }
 
@@ -649,26 +712,30 @@ fn reminder_msg(a: &Arc<Alert>, r: &Reminder) -> HubMsg {
 }
 
 /// Writes `writes` in one transaction. Several versions of one alert in the batch are
-/// written once, as the last version (with the rows added since the version before the
-/// first): a burst of repeats costs one row write, not one per repeat.
+/// written as one row, the last version (with the rows added since the version before the
+/// first): a burst of repeats costs one row write, not one per repeat. Each version after
+/// the first is also a small row of the fields it changed.
 pub fn write_batch(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
     let mut slot: HashMap<u64, usize> = HashMap::with_capacity(writes.len());
     let mut merged: Vec<(&Alert, &str, Option<&Alert>)> = Vec::with_capacity(writes.len());
-    for (a, body, prev) in writes {
-        match slot.get(&a.seq) {
+    for w in writes {
+        match slot.get(&w.alert.seq) {
             Some(&i) => {
-                merged[i].0 = a;
-                merged[i].1 = body;
+                merged[i].0 = &w.alert;
+                merged[i].1 = &w.body;
             }
             None => {
-                slot.insert(a.seq, merged.len());
-                merged.push((a, body, prev.as_deref()));
+                slot.insert(w.alert.seq, merged.len());
+                merged.push((&w.alert, &w.body, w.prev.as_deref()));
             }
         }
     }
     let tx = conn.transaction()?;
     for (a, body, prev) in merged {
         super::write_alert(&tx, a, body, prev)?;
+    }
+    for w in writes.iter().filter(|w| w.prev.is_some()) {
+        super::write_version(&tx, &w.alert, &delta::row(&w.alert, w.changed))?;
     }
     tx.commit()?;
     Ok(())
@@ -711,13 +778,16 @@ mod tests {
         let mut a = Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1);
         a.seq = 7;
         let v1 = Arc::new(a.clone());
+        a.version = 2;
         a.count = 2;
         a.actions.push(action(1));
         let v2 = Arc::new(a.clone());
+        a.version = 3;
         a.count = 3;
         a.actions.push(action(2));
         let v3 = Arc::new(a);
-        let w = |x: &Arc<Alert>, p: Option<&Arc<Alert>>| (x.clone(), super::super::body(x), p.cloned());
+        let w =
+            |x: &Arc<Alert>, p: Option<&Arc<Alert>>| Write::new(x.clone(), super::super::body(x), p.cloned());
         write_batch(&mut conn, &[w(&v1, None), w(&v2, Some(&v1)), w(&v3, Some(&v2))]).expect("writes");
         let stored = super::super::get(&conn, 7).expect("reads").expect("stored");
         assert_eq!(stored.count, 3);
@@ -728,5 +798,80 @@ mod tests {
             actions, 2,
             "both actions, though only the last version was written"
         );
+        let versions: Vec<(i64, String)> = conn
+            .prepare("SELECT version, fields FROM alert_versions WHERE seq = 7 ORDER BY id")
+            .expect("prepares")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("reads")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(versions.len(), 2, "one small row per version after the first");
+        assert_eq!(versions[1].0, 3);
+        let fields: serde_json::Value = serde_json::from_str(&versions[1].1).expect("JSON");
+        assert_eq!(fields["count"], 3);
+        assert_eq!(fields["actions"].as_array().map(Vec::len), Some(2));
+        assert!(fields.get("text").is_none(), "only what changed: {fields}");
+    }
+
+    #[test]
+    fn a_later_version_updates_the_row_and_the_ticket_row_only_when_the_ticket_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = super::super::open_writer(&dir.path().join("w.db"), super::super::Durability::Normal)
+            .expect("opens");
+        let v = Verdict {
+            class: Class::Complaint,
+            topic: Some(Topic::Defect),
+            score: 0.9,
+            evidence: vec![],
+            action: Action::InviteCostream,
+            script: None,
+            lang: Lang::Zh,
+            purchase: true,
+            source: Default::default(),
+        };
+        let mut a = Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1);
+        a.seq = 3;
+        a.ticket = Some(crate::tickets::Ticket::open(
+            1,
+            &crate::tickets::Deadlines::default(),
+        ));
+        let v1 = Arc::new(a.clone());
+        let w =
+            |x: &Arc<Alert>, p: Option<&Arc<Alert>>| Write::new(x.clone(), super::super::body(x), p.cloned());
+        write_batch(&mut conn, &[w(&v1, None)]).expect("writes");
+        // Marks the ticket row: a version that does not change the ticket leaves the mark.
+        conn.execute("UPDATE tickets SET product = 'mark' WHERE seq = 3", [])
+            .expect("marks");
+        a.version = 2;
+        a.count = 2;
+        let v2 = Arc::new(a.clone());
+        write_batch(&mut conn, &[w(&v2, Some(&v1))]).expect("writes");
+        let product = |conn: &Connection| -> Option<String> {
+            conn.query_row("SELECT product FROM tickets WHERE seq = 3", [], |r| r.get(0))
+                .expect("ticket row")
+        };
+        assert_eq!(
+            product(&conn).as_deref(),
+            Some("mark"),
+            "ticket row not rewritten"
+        );
+        let (count, body): (i64, String) = conn
+            .query_row("SELECT count, body FROM alerts WHERE seq = 3", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("alert row");
+        assert_eq!(count, 2);
+        assert!(body.contains(r#""version":2"#), "{body}");
+        a.version = 3;
+        if let Some(t) = &mut a.ticket {
+            t.respond(5);
+        }
+        let v3 = Arc::new(a);
+        write_batch(&mut conn, &[w(&v3, Some(&v2))]).expect("writes");
+        assert_eq!(product(&conn), None, "a changed ticket is written");
+        let status: String = conn
+            .query_row("SELECT status FROM tickets WHERE seq = 3", [], |r| r.get(0))
+            .expect("ticket row");
+        assert_eq!(status, "responding");
     }
 }

@@ -278,6 +278,45 @@ impl Subscriber {
     }
 }
 
+/// Folds socket message `m` into `held`, the alerts a client holds by seq, as the console does:
+/// an `alert` is held whole; an `update` carries the fields changed since the last update
+/// (a removed field as `null`) and must bring the held alert to the next version it names.
+/// Returns the alert as it now stands.
+pub fn fold(
+    held: &mut std::collections::HashMap<u64, serde_json::Value>,
+    m: &serde_json::Value,
+) -> serde_json::Value {
+    let seq = m["seq"].as_u64().expect("a message names its alert");
+    match m["type"].as_str() {
+        Some("alert") => {
+            held.insert(seq, m.clone());
+        }
+        Some("update") => {
+            let a = held
+                .get_mut(&seq)
+                .unwrap_or_else(|| panic!("an update to alert {seq}, never sent: {m}"));
+            let (have, next) = (a["version"].as_u64(), m["version"].as_u64());
+            assert!(
+                next > have,
+                "an update moves its alert forward: version {next:?} after {have:?}"
+            );
+            let fields = a.as_object_mut().expect("an alert is an object");
+            for (k, v) in m.as_object().expect("a message is an object") {
+                if k == "type" {
+                    continue;
+                }
+                if v.is_null() {
+                    fields.remove(k);
+                } else {
+                    fields.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        other => panic!("not an alert or update: {other:?}"),
+    }
+    held[&seq].clone()
+}
+
 /// A raw HTTP/1.1 request: `method path`, extra header lines, a body; returns the status
 /// code, the head (status line and headers) and the body.
 pub async fn http(
