@@ -19,7 +19,7 @@ use liveguard::history::SignalConfig;
 use liveguard::ingest::Format;
 
 use crate::util::live::{
-    daemon, daemon_with_clock, get, metric, post, test_signals, Firehose, Subscriber, WAIT,
+    daemon, daemon_with_clock, get, metric, post, test_signals, watched, Firehose, Subscriber, WAIT,
 };
 
 /// Where Debian puts Chromium; `LIVEGUARD_CHROMIUM` overrides.
@@ -127,6 +127,25 @@ pub(crate) async fn click(page: &Page, selector: &str) {
         .unwrap_or_else(|e| panic!("click {selector}: {e}"));
 }
 
+/// Evaluates `js` once.
+pub(crate) async fn eval(page: &Page, js: &str) -> serde_json::Value {
+    page.evaluate(js)
+        .await
+        .unwrap_or_else(|e| panic!("{js}: {e}"))
+        .into_value()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits until the console's alert socket is up.
+pub(crate) async fn connected(page: &Page) {
+    eventually(
+        page,
+        "document.getElementById('conn').classList.contains('up')",
+        |v| v == true,
+    )
+    .await;
+}
+
 pub(crate) fn comment(room: &str, id: &str, user: &str, name: &str, text: &str) -> String {
     serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":room},"msg_id":id,
         "ts_ms": liveguard::clock::now_ms(),"user":{"id":user,"name":name},"text":text})
@@ -136,21 +155,14 @@ pub(crate) fn comment(room: &str, id: &str, user: &str, name: &str, text: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_and_overlay_in_a_real_browser() {
     let run = async {
-        let mut fh = Firehose::start("127.0.0.1:0").await;
-        let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-        fh.connected().await;
+        let (fh, d) = watched().await;
         let chrome = Chrome::launch().await;
         let base = format!("http://{}", d.addr);
         let console = chrome.open(&format!("{base}/console")).await;
         let second = chrome.open(&format!("{base}/console")).await;
         let overlay = chrome.open(&format!("{base}/overlay?room=jade&hide=3")).await;
         for p in [&console, &second] {
-            eventually(
-                p,
-                "document.getElementById('conn').classList.contains('up')",
-                |v| v == true,
-            )
-            .await;
+            connected(p).await;
         }
 
         fh.send(comment(

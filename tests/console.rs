@@ -6,21 +6,10 @@
 
 use std::time::Duration;
 
-use chromiumoxide::Page;
-use liveguard::ingest::Format;
 use serde_json::{json, Value};
 
-use crate::browser::{click, comment, eventually, Chrome};
-use crate::util::live::{daemon, get, get_status, post, test_signals, Firehose, Subscriber};
-
-/// Evaluates `js` once.
-async fn eval(page: &Page, js: &str) -> Value {
-    page.evaluate(js)
-        .await
-        .unwrap_or_else(|e| panic!("{js}: {e}"))
-        .into_value()
-        .unwrap_or(Value::Null)
-}
+use crate::browser::{click, comment, connected, eval, eventually, Chrome};
+use crate::util::live::{get, get_status, post, watched, Subscriber};
 
 /// The vocabulary the daemon hands the console.
 async fn vocab(addr: std::net::SocketAddr) -> Value {
@@ -104,19 +93,12 @@ fn assert_labels(shown: &Value, vocab: &Value, alerts: &[Value], lang: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_labels_come_from_the_daemons_vocabulary() {
     let run = async {
-        let mut fh = Firehose::start("127.0.0.1:0").await;
-        let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-        fh.connected().await;
+        let (fh, d) = watched().await;
         let vocab = vocab(d.addr).await;
         let mut sub = Subscriber::connect(d.addr, "").await;
         let chrome = Chrome::launch().await;
         let console = chrome.open(&format!("http://{}/console", d.addr)).await;
-        eventually(
-            &console,
-            "document.getElementById('conn').classList.contains('up')",
-            |v| v == true,
-        )
-        .await;
+        connected(&console).await;
         fh.send(comment(
             "jade",
             "c1",
@@ -151,21 +133,14 @@ async fn console_labels_come_from_the_daemons_vocabulary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_and_overlay_name_a_topic_alike() {
     let run = async {
-        let mut fh = Firehose::start("127.0.0.1:0").await;
-        let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-        fh.connected().await;
+        let (fh, d) = watched().await;
         let vocab = vocab(d.addr).await;
         let mut sub = Subscriber::connect(d.addr, "").await;
         let chrome = Chrome::launch().await;
         let base = format!("http://{}", d.addr);
         let console = chrome.open(&format!("{base}/console")).await;
         let overlay = chrome.open(&format!("{base}/overlay?room=jade&hide=3")).await;
-        eventually(
-            &console,
-            "document.getElementById('conn').classList.contains('up')",
-            |v| v == true,
-        )
-        .await;
+        connected(&console).await;
         fh.send(comment(
             "jade",
             "c1",
@@ -235,9 +210,7 @@ const DELTA_SOCKET: &str = r#"(() => {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_updates_are_merged_into_the_cards() {
     let run = async {
-        let mut fh = Firehose::start("127.0.0.1:0").await;
-        let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-        fh.connected().await;
+        let (fh, d) = watched().await;
         let addr = d.addr;
         let vocab = vocab(addr).await;
         let mut sub = Subscriber::connect(addr, "").await;
@@ -252,12 +225,7 @@ async fn delta_updates_are_merged_into_the_cards() {
             .await
             .expect("console");
         console.wait_for_navigation().await.expect("loads");
-        eventually(
-            &console,
-            "document.getElementById('conn').classList.contains('up')",
-            |v| v == true,
-        )
-        .await;
+        connected(&console).await;
         fh.send(comment(
             "jade",
             "c1",

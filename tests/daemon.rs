@@ -7,14 +7,12 @@ use liveguard::history::SignalConfig;
 use liveguard::ingest::Format;
 
 use crate::util::live::{
-    canonical, daemon, fold, get, metric, test_signals, wait_metric, Firehose, Subscriber,
+    canonical, daemon, fold, get, metric, test_signals, wait_metric, watched, Firehose, Subscriber,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complaints_and_attacks_reach_the_subscriber_neutrals_do_not() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     fh.send(canonical("r1", "m1", "amy", "主播晚上好"));
     fh.send(canonical("r1", "m2", "bob", "上次买的手链戴了两天就断了"));
@@ -100,9 +98,7 @@ async fn tiktok_relay_shapes_are_ingested() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_brigade_becomes_one_alert_with_the_users_listed() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     for (i, u) in ["b1", "b2", "b3", "b4", "b5"].iter().enumerate() {
         // Near-identical: punctuation and handle digits differ.
@@ -151,9 +147,7 @@ async fn a_brigade_becomes_one_alert_with_the_users_listed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_restart_reconnects_without_duplicate_alerts() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     fh.send(canonical("r1", "k1", "amy", "上次买的宝石有裂"));
     assert_eq!(sub.next_alert().await["msg_ids"][0], "k1");
@@ -172,9 +166,7 @@ async fn upstream_restart_reconnects_without_duplicate_alerts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_are_counted_and_the_daemon_keeps_going() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     fh.send("this is not json {");
     fh.send(r#"{"type":"someone.elses.v3","x":1}"#);
@@ -208,9 +200,7 @@ async fn bad_frames_are_counted_and_the_daemon_keeps_going() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_replays_exactly_the_missed_alerts() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut first = Subscriber::connect(d.addr, "").await;
     let texts = [
         "上次买的宝石有裂",
@@ -264,9 +254,7 @@ async fn since_replays_exactly_the_missed_alerts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_never_reads_does_not_stall_ingest() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     // A raw client that upgrades and then never reads a byte.
     let stuck = {
         use tokio::io::AsyncWriteExt;
@@ -322,9 +310,7 @@ async fn a_subscriber_that_never_reads_does_not_stall_ingest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletions_retract_and_backlog_is_flagged() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     let old = serde_json::json!({"type":"liveguard.comment.v1","platform":"t","room":{"id":"r1"},"msg_id":"old1",
         "ts_ms": liveguard::clock::now_ms() - 3_600_000, "user":{"id":"u0"},"text":"你们就是骗子"});
@@ -654,9 +640,7 @@ fn bad_config_and_missing_source_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_signals_reach_the_decision() {
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
-    fh.connected().await;
+    let (fh, d) = watched().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
     let now = liveguard::clock::now_ms();
     let event = |id: &str, user: &str, text: &str, signals: serde_json::Value| {

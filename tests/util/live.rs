@@ -153,6 +153,14 @@ pub async fn daemon(url: &str, format: Format, signals: SignalConfig) -> Daemon 
         .expect("daemon starts")
 }
 
+/// A test firehose and a daemon (canonical format, [`test_signals`]) connected to it.
+pub async fn watched() -> (Firehose, Daemon) {
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let d = daemon(&fh.url(), Format::Canonical, test_signals()).await;
+    fh.connected().await;
+    (fh, d)
+}
+
 /// [`daemon`], reading time from `clock` (tests move it to reach ticket deadlines); the sweeper
 /// checks tickets every 50 ms, so reminders follow an `advance` within one sweep.
 pub async fn daemon_with_clock(
