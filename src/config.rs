@@ -60,6 +60,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsConfig>,
     /// Sizes, rates and timeouts (`[limits]`).
     pub limits: crate::limits::Limits,
+    /// NATS JetStream between bridges and instances (`[bus]`); absent: one process.
+    pub bus: crate::bus::BusConfig,
     /// The file this was loaded from (SIGHUP re-reads its `[auth]` and `[tls]`).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -89,6 +91,7 @@ impl Default for Config {
             auth: crate::auth::AuthConfig::default(),
             tls: None,
             limits: crate::limits::Limits::default(),
+            bus: crate::bus::BusConfig::default(),
             path: None,
         }
     }
@@ -323,6 +326,9 @@ impl Config {
         }
         if self.source_down_ms == 0 {
             out.push(problem(&["source_down_ms"], "must be above 0 ms".into()));
+        }
+        for (name, message) in self.bus.check() {
+            out.push(problem(&["bus", name], message));
         }
         for (room, message) in self.tickets.check() {
             let mut key = vec![Key::Name("tickets".into())];

@@ -17,6 +17,8 @@
 //!   bounds on what any client or relay can make it hold, HTTPS; [`logsafe`] escapes viewer
 //!   text in logs.
 //! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`, and replayed by `cargo test`).
+//! - [`bus`]: NATS JetStream between a bridge holding the firehoses and classifier instances
+//!   owning partitions of the rooms; the alert stream is the replicated truth (takeover).
 //! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
 //!   feed strings.
 
@@ -25,11 +27,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fnv;
 pub mod fuzzing;
 pub mod health;
 
 pub mod alerts;
 pub mod auth;
+pub mod bus;
 pub mod history;
 pub mod ingest;
 pub mod limits;

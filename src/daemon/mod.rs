@@ -51,6 +51,9 @@ pub enum StartError {
     /// The certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The bus (NATS) cannot be used.
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
 }
 
 /// A running daemon.
@@ -117,6 +120,12 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     })?;
     let metrics = Arc::new(Metrics::new());
     metrics.set_label_cap(cfg.limits.max_label_values);
+    // With a bus, the owned partitions' alerts are rebuilt into the database before the store
+    // opens, so their tickets are scheduled like local ones.
+    let bus = match cfg.bus.enabled() {
+        true => Some(crate::bus::consume::prepare(&cfg.bus, &cfg.store).await?),
+        false => None,
+    };
     let (store_cfg, tickets, fanout, m) = (
         cfg.store.clone(),
         cfg.tickets.clone(),
@@ -159,14 +168,20 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         })
         .collect();
 
-    let names: Vec<(String, Option<String>)> = cfg
-        .sources
+    // With a bus the bridges hold the firehoses; this instance reads its partitions.
+    let sources_cfg: &[crate::ingest::client::SourceConfig] = if bus.is_some() { &[] } else { &cfg.sources };
+    if bus.is_some() && !cfg.sources.is_empty() {
+        tracing::info!(
+            sources = cfg.sources.len(),
+            "[bus] is set: the [[source]]s are the bridge's, not read here"
+        );
+    }
+    let names: Vec<(String, Option<String>)> = sources_cfg
         .iter()
         .map(|s| (s.display_name().to_string(), s.room.clone()))
         .collect();
     let health = Health::new(&names, cfg.source_down_ms, SystemClock.now_ms());
-    let sources = cfg
-        .sources
+    let sources = sources_cfg
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
@@ -180,6 +195,17 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             )))
         })
         .collect();
+    let mut workers: Vec<JoinHandle<()>> = workers;
+    if let Some(prepared) = bus {
+        let settings = crate::bus::consume::Settings {
+            batch: cfg.bus.batch.max(1),
+            dedupe_window_ms,
+            dedupe_max_ids,
+        };
+        workers.extend(crate::bus::consume::spawn(
+            prepared, &cfg.bus, &settings, &router, &clock, &metrics, &trigger,
+        ));
+    }
     let health_task = spawn_health(&health, &hub, &metrics, &clock, trigger.subscribe());
 
     let sweeper = {

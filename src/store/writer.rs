@@ -318,6 +318,7 @@ impl Writer {
             return Err(Failed::Refused);
         }
         draft.updated_ms = now_ms;
+        draft.version = draft.version.saturating_add(1);
         self.track(&draft);
         let body = draft.fit_body();
         let new = Arc::new(draft);

@@ -1,0 +1,267 @@
+//! The edge (`liveguard bridge`): today's firehose clients, each handing its events to a
+//! [`BusSink`] instead of the daemon's intake; one publisher task sends them to the comment
+//! stream with `Nats-Msg-Id` set to the event's de-duplication key, so a reconnect's backlog
+//! or a second bridge on the same source adds nothing. While the server does not answer,
+//! events wait in a bounded buffer (`[bus] buffer`, counted); past it the firehose reads wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::wire::WireEvent;
+use super::{comment_subject, partition_of, BusConfig, BusError};
+use crate::health::Health;
+use crate::ingest::client::{self, SourceConfig};
+use crate::ingest::{Event, Ingested, Sink};
+use crate::metrics::Metrics;
+use crate::shutdown::{self, Shutdown, Trigger};
+
+/// One event ready to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Its subject.
+    pub subject: String,
+    /// `Nats-Msg-Id`.
+    pub msg_id: String,
+    /// The JSON.
+    pub payload: Bytes,
+}
+
+/// A source's way onto the bus: events → subjects by room partition → the publisher's queue.
+#[derive(Debug)]
+pub struct BusSink {
+    tx: mpsc::Sender<Outgoing>,
+    partitions: u32,
+    metrics: Arc<Metrics>,
+}
+
+impl BusSink {
+    /// A sink into the publisher's queue `tx`, hashing rooms over `partitions`.
+    pub fn new(tx: mpsc::Sender<Outgoing>, partitions: u32, metrics: Arc<Metrics>) -> Self {
+        Self {
+            tx,
+            partitions,
+            metrics,
+        }
+    }
+
+    async fn send(&self, subject: String, w: &WireEvent) -> bool {
+        let payload = match serde_json::to_vec(w) {
+            Ok(p) => Bytes::from(p),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an event");
+                return true;
+            }
+        };
+        self.metrics.bus.buffered.inc();
+        self.tx
+            .send(Outgoing {
+                subject,
+                msg_id: w.dedupe_key(),
+                payload,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+impl Sink for BusSink {
+    async fn push(&mut self, item: Ingested) -> bool {
+        if let Event::Ignored(kind) = &item.event {
+            self.metrics.ignored(kind);
+            return true;
+        }
+        let Some(w) = WireEvent::from_ingested(item) else {
+            return true;
+        };
+        match w.room() {
+            Some(room) => {
+                let subject = comment_subject(partition_of(room, self.partitions), Some(room));
+                self.send(subject, &w).await
+            }
+            // A deletion naming no room may concern any partition: every one gets it.
+            None => {
+                for p in 0..self.partitions {
+                    if !self.send(comment_subject(p, None), &w).await {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Publishes what arrives on `rx` until every sender is gone, in order, in pipelined batches
+/// of `batch`; a failed publication is retried (backing off) until the server takes it, so
+/// nothing accepted is lost while the server is away. Duplicates the server drops are counted.
+pub async fn publisher(
+    js: jetstream::Context,
+    mut rx: mpsc::Receiver<Outgoing>,
+    batch: usize,
+    metrics: Arc<Metrics>,
+) {
+    let mut buf = Vec::with_capacity(batch);
+    while rx.recv_many(&mut buf, batch).await > 0 {
+        publish_all(&js, &buf, &metrics).await;
+        metrics.bus.buffered.dec_by(buf.len() as i64);
+        buf.clear();
+    }
+}
+
+/// Publishes `items` (pipelined), then retries each failed one in order until it lands.
+pub async fn publish_all(js: &jetstream::Context, items: &[Outgoing], metrics: &Metrics) {
+    let mut acks: Vec<Option<PublishAckFuture>> = Vec::with_capacity(items.len());
+    for o in items {
+        acks.push(send(js, o).await.ok());
+    }
+    for (o, ack) in items.iter().zip(acks) {
+        let mut landed = match ack {
+            Some(f) => f.await.map_err(|e| e.to_string()),
+            None => Err("not sent".into()),
+        };
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match landed {
+                Ok(a) => {
+                    if a.duplicate {
+                        metrics.bus.duplicates.inc();
+                    } else {
+                        metrics.bus.published.inc();
+                    }
+                    break;
+                }
+                Err(e) => {
+                    metrics.bus.publish_errors.inc();
+                    tracing::warn!(error = %e, subject = %o.subject, retry_in_ms = wait.as_millis() as u64, "publish failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                    landed = match send(js, o).await {
+                        Ok(f) => f.await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                }
+            }
+        }
+    }
+}
+
+async fn send(
+    js: &jetstream::Context,
+    o: &Outgoing,
+) -> Result<PublishAckFuture, jetstream::context::PublishError> {
+    js.send_publish(
+        o.subject.clone(),
+        jetstream::message::PublishMessage::build()
+            .payload(o.payload.clone())
+            .message_id(&o.msg_id),
+    )
+    .await
+}
+
+/// What a bridge needs.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// The firehoses.
+    pub sources: Vec<SourceConfig>,
+    /// The bus.
+    pub bus: BusConfig,
+    /// Rooms are hashed over this many partitions.
+    pub partitions: u32,
+    /// A source down this long is reported (ms).
+    pub source_down_ms: u64,
+}
+
+/// A running bridge.
+#[derive(Debug)]
+pub struct Bridge {
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Source health.
+    pub health: Arc<Health>,
+    /// The NATS client (connection state).
+    pub client: async_nats::Client,
+    trigger: Trigger,
+    sources: Vec<JoinHandle<()>>,
+    publisher: JoinHandle<()>,
+}
+
+/// Connects, makes sure the streams exist, and starts one client per source.
+pub async fn start(cfg: BridgeConfig) -> Result<Bridge, BusError> {
+    let metrics = Arc::new(Metrics::new());
+    let client = super::connect(&cfg.bus, "liveguard-bridge").await?;
+    let js = jetstream::new(client.clone());
+    super::streams::ensure(&js, &cfg.bus, Some(cfg.partitions)).await?;
+    let (tx, rx) = mpsc::channel(cfg.bus.buffer.max(1));
+    let publisher = tokio::spawn(publisher(js, rx, cfg.bus.batch.max(1), metrics.clone()));
+    let names: Vec<(String, Option<String>)> = cfg
+        .sources
+        .iter()
+        .map(|s| (s.display_name().to_string(), s.room.clone()))
+        .collect();
+    let health = Health::new(&names, cfg.source_down_ms, crate::clock::now_ms());
+    let (trigger, _shutdown) = shutdown::channel();
+    let sources = cfg
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let h = health.source(i)?;
+            Some(tokio::spawn(client::run(
+                s.clone(),
+                BusSink::new(tx.clone(), cfg.partitions, metrics.clone()),
+                metrics.clone(),
+                h,
+                trigger.subscribe(),
+            )))
+        })
+        .collect();
+    spawn_connection_gauge(&client, &metrics, trigger.subscribe());
+    tracing::info!(
+        partitions = cfg.partitions,
+        sources = cfg.sources.len(),
+        "bridge publishing"
+    );
+    Ok(Bridge {
+        metrics,
+        health,
+        client,
+        trigger,
+        sources,
+        publisher,
+    })
+}
+
+/// Keeps `liveguard_bus_connected` current (checked twice a second).
+pub fn spawn_connection_gauge(client: &async_nats::Client, metrics: &Arc<Metrics>, mut shutdown: Shutdown) {
+    let (client, metrics) = (client.clone(), metrics.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {
+                    let up = client.connection_state() == async_nats::connection::State::Connected;
+                    metrics.bus.connected.set(i64::from(up));
+                }
+            }
+        }
+    });
+}
+
+impl Bridge {
+    /// Stops the sources, then publishes what they handed over (waiting at most `grace`).
+    pub async fn stop(self, grace: Duration) {
+        self.trigger.fire();
+        for h in self.sources {
+            let _ = tokio::time::timeout(grace, h).await;
+        }
+        // The sinks are gone with their tasks: the publisher ends once it has sent the rest.
+        let _ = tokio::time::timeout(grace, self.publisher).await;
+        let _ = tokio::time::timeout(grace, self.client.flush()).await;
+    }
+}
