@@ -182,3 +182,136 @@ async fn two_instances_owning_half_the_partitions_each_raise_every_complaint_exa
     d1.stop(Duration::from_secs(5)).await;
     d2.stop(Duration::from_secs(5)).await;
 }
+
+/// `liveguard run --nats URL --partitions LIST` (the real binary), its state in `state`, the
+/// bus settings of the tests from a config file; returns the child and its address.
+fn spawn_instance(
+    nats: &Nats,
+    partitions: &str,
+    state: &std::path::Path,
+) -> (std::process::Child, SocketAddr) {
+    let config = state.join("liveguard.toml");
+    std::fs::write(&config, "[bus]\nack_wait_ms = 3000\nconnect_timeout_ms = 10000\n").expect("config");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"));
+    c.args(["run", "--config"])
+        .arg(&config)
+        .args([
+            "--nats",
+            &nats.url(),
+            "--partitions",
+            partitions,
+            "--listen",
+            "127.0.0.1:0",
+            "--rules",
+        ])
+        .arg(crate::util::repo().join("rules"))
+        .env("LIVEGUARD_STATE_DIR", state)
+        .env("RUST_LOG", "liveguard=info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped());
+    crate::util::spawn(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_an_instance_and_a_replacement_lose_no_alert_repeat_none_and_remind_on_time() {
+    const H: u64 = 3_600_000;
+    let nats = Nats::start();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let b = start_bridge(&nats, &fh).await;
+    fh.connected().await;
+    let (mut doomed, doomed_addr) = spawn_instance(&nats, "0-1", &crate::util::state_dir());
+    let survivor = liveguard::daemon::start(instance(&nats, "2-3"))
+        .await
+        .expect("instance 2 starts");
+    let send = |from: usize, to: usize| {
+        for i in from..to {
+            let r = room(i % 200);
+            fh.send(canonical(&r, &format!("n{i}"), &format!("v{i}"), CHATTER));
+            fh.send(canonical(&r, &format!("c{i}"), &format!("buyer{i}"), COMPLAINT));
+        }
+    };
+    let want: Vec<(String, String)> = (0..600).map(|i| (room(i % 200), format!("c{i}"))).collect();
+    send(0, 200);
+    // Mid-stream: the doomed instance has raised some of its share, not necessarily all.
+    wait_until(
+        "the doomed instance raised alerts",
+        Duration::from_secs(30),
+        || async move { complaints(&[doomed_addr]).await.len() >= 20 },
+    )
+    .await;
+    let before_kill = alerts(doomed_addr).await;
+    // Killed while a burst is on its way in: some comments delivered to it, not acked.
+    send(200, 400);
+    doomed.kill().expect("kill -9");
+    let _ = doomed.wait();
+    send(400, 600);
+    // The replacement: a fresh machine (empty store) on the dead one's partitions, its clock
+    // ours to move.
+    let t0 = liveguard::clock::now_ms();
+    let clock = liveguard::clock::ManualClock::at(t0);
+    let mut cfg = instance(&nats, "0-1");
+    cfg.bus.ack_wait_ms = 3_000;
+    let replacement = liveguard::daemon::start_with_clock(cfg, clock.clone())
+        .await
+        .expect("the replacement starts");
+    let addrs = [survivor.addr, replacement.addr];
+    wait_until(
+        "600 complaints served by the survivor and the replacement",
+        Duration::from_secs(60),
+        || async move { complaints(&addrs).await.len() >= 600 },
+    )
+    .await;
+    // Redeliveries of what the dead instance had not acked are over by now (ack wait 3 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let seen = complaints(&addrs).await;
+    for w in &want {
+        assert_eq!(seen.get(w), Some(&1), "{w:?} exactly once after the kill");
+    }
+    assert_eq!(seen.len(), 600, "no alert that was never sent");
+    eprintln!(
+        "takeover: {} comments delivered again to the replacement",
+        replacement.metrics.bus.redeliveries.get()
+    );
+    // The dead instance's open tickets keep their deadlines on the replacement: nothing
+    // before the response deadline, the overdue reminder once it passes.
+    let inherited: Vec<(String, u64)> = before_kill
+        .iter()
+        .filter(|a| a["class"] == "complaint")
+        .map(|a| {
+            let id = a["id"].as_str().expect("an id").to_string();
+            (id, a["ticket"]["respond_by_ms"].as_u64().expect("a ticket"))
+        })
+        .collect();
+    assert!(inherited.len() >= 20);
+    let latest_due = inherited.iter().map(|(_, d)| *d).max().unwrap_or(t0);
+    assert!(
+        latest_due <= t0 + 2 * H,
+        "deadlines are the dead instance's, not restarted"
+    );
+    clock.set(latest_due + 1_000);
+    let addr = replacement.addr;
+    let inherited_ref = &inherited;
+    wait_until(
+        "every inherited ticket reminded overdue",
+        Duration::from_secs(20),
+        || async move {
+            let now: HashMap<String, Value> = alerts(addr)
+                .await
+                .into_iter()
+                .map(|a| (a["id"].as_str().unwrap_or_default().to_string(), a))
+                .collect();
+            inherited_ref.iter().all(|(id, due)| {
+                now.get(id).is_some_and(|a| {
+                    a["ticket"]["reminders"].as_array().is_some_and(|rs| {
+                        rs.iter()
+                            .any(|r| r["stage"] == "overdue" && r["due_ms"].as_u64() == Some(*due))
+                    })
+                })
+            })
+        },
+    )
+    .await;
+    b.stop(Duration::from_secs(5)).await;
+    survivor.stop(Duration::from_secs(5)).await;
+    replacement.stop(Duration::from_secs(5)).await;
+}

@@ -3,7 +3,7 @@
 //! partitions from the alert stream into the local database. [`spawn`], once the hub runs:
 //! the alert publisher, then one task per owned partition reading its durable pull consumer
 //! in order: route each comment ([`worker::handle`]), flush the hub (committed), wait for the
-//! publisher's barrier (on the alert stream), then ack the batch (one ack covers it).
+//! publisher's barrier (on the alert stream), then ack each comment of the batch.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -216,27 +216,31 @@ impl Partition {
                     c = messages.next() => c,
                 };
                 let Some(chunk) = chunk else { continue 'connect };
-                let mut last = None;
+                let mut done = Vec::with_capacity(chunk.len());
                 for m in chunk {
                     match m {
                         Ok(m) => {
                             self.handle(&mut state, &m).await;
-                            last = Some(m);
+                            done.push(m);
                         }
                         // Missed heartbeats while the server is away: the stream goes on
                         // pulling once it is back.
                         Err(e) => tracing::debug!(error = %e, "pull interrupted"),
                     }
                 }
-                let Some(last) = last else { continue };
+                if done.is_empty() {
+                    continue;
+                }
                 // Committed, then on the alert stream, then acked: a crash anywhere before
                 // the ack gets these comments delivered again to whoever owns the partition.
                 self.router.hub.flush().await;
                 if !self.publisher.barrier().await {
                     return;
                 }
-                if let Err(e) = last.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the batch will be delivered again");
+                for m in done {
+                    if let Err(e) = m.ack().await {
+                        tracing::warn!(error = %e, "ack failed; the comment will be delivered again");
+                    }
                 }
             }
         }

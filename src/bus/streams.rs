@@ -1,8 +1,7 @@
 //! The two streams and the consumers, defined in one place with their retention:
 //! - `LIVEGUARD_COMMENTS` (`liveguard.comments.>`): limits retention, `comments_max_age_ms`
 //!   (a day by default), file storage, de-duplication over `duplicate_window_ms`. Each
-//!   partition has one durable pull consumer `liveguard-p<N>` (acks cover everything before
-//!   them: a partition is read in order by one owner).
+//!   partition has one durable pull consumer `liveguard-p<N>`, each message acked on its own.
 //! - `LIVEGUARD_ALERTS` (`liveguard.alerts.>`): limits retention, `alerts_max_age_ms` (a week),
 //!   the last 8 versions of each alert (one subject per alert), file storage.
 //!
@@ -123,8 +122,7 @@ pub fn consumer_name(partition: u32) -> String {
     format!("liveguard-p{partition}")
 }
 
-/// The durable pull consumer of `partition`: every comment of its rooms, in order; an ack
-/// covers everything before it.
+/// The durable pull consumer of `partition`: every comment of its rooms, in order.
 pub async fn partition_consumer(
     js: &jetstream::Context,
     cfg: &BusConfig,
@@ -141,7 +139,9 @@ pub async fn partition_consumer(
             consumer::pull::Config {
                 durable_name: Some(name.clone()),
                 filter_subject: format!("{COMMENTS}.{partition}.>"),
-                ack_policy: consumer::AckPolicy::All,
+                // Explicit, not All: after a takeover, an ack of a new message must not cover the
+                // ones the dead owner held, which come back only once their ack wait passes.
+                ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_millis(cfg.ack_wait_ms),
                 max_ack_pending: cfg.max_ack_pending.max(cfg.batch as i64),
                 deliver_policy: consumer::DeliverPolicy::All,
