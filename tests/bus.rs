@@ -315,3 +315,63 @@ async fn kill_9_of_an_instance_and_a_replacement_lose_no_alert_repeat_none_and_r
     survivor.stop(Duration::from_secs(5)).await;
     replacement.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_and_restarting_nats_server_mid_stream_loses_and_repeats_nothing() {
+    let mut nats = Nats::start();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let b = start_bridge(&nats, &fh).await;
+    fh.connected().await;
+    let d1 = liveguard::daemon::start(instance(&nats, "0-1"))
+        .await
+        .expect("instance 1 starts");
+    let d2 = liveguard::daemon::start(instance(&nats, "2-3"))
+        .await
+        .expect("instance 2 starts");
+    let send = |from: usize, to: usize| {
+        for i in from..to {
+            let r = room(i % 200);
+            fh.send(canonical(&r, &format!("n{i}"), &format!("v{i}"), CHATTER));
+            fh.send(canonical(&r, &format!("c{i}"), &format!("buyer{i}"), COMPLAINT));
+        }
+    };
+    let addrs = [d1.addr, d2.addr];
+    send(0, 200);
+    wait_until(
+        "some alerts before the outage",
+        Duration::from_secs(30),
+        || async move { complaints(&addrs).await.len() >= 50 },
+    )
+    .await;
+    // kill -9 of the server while comments, alerts and acks are in flight; the firehose
+    // keeps talking to the bridge meanwhile.
+    send(200, 300);
+    nats.kill();
+    send(300, 400);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.restart();
+    send(400, 600);
+    wait_until(
+        "600 complaints after the server came back",
+        Duration::from_secs(60),
+        || async move { complaints(&addrs).await.len() >= 600 },
+    )
+    .await;
+    // Acks lost in the outage come back as redeliveries within the ack wait (3 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let seen = complaints(&addrs).await;
+    for i in 0..600 {
+        let w = (room(i % 200), format!("c{i}"));
+        assert_eq!(seen.get(&w), Some(&1), "{w:?} exactly once across the outage");
+    }
+    assert_eq!(seen.len(), 600);
+    let js = nats.js().await;
+    assert_eq!(
+        stream_messages(&js, streams::COMMENT_STREAM).await,
+        1_200,
+        "every comment once on the stream"
+    );
+    b.stop(Duration::from_secs(5)).await;
+    d1.stop(Duration::from_secs(5)).await;
+    d2.stop(Duration::from_secs(5)).await;
+}

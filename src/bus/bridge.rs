@@ -113,40 +113,52 @@ pub async fn publisher(
     }
 }
 
-/// Publishes `items` (pipelined), then retries each failed one in order until it lands.
+/// Publishes `items` pipelined and awaits their acks together; what failed (the server went
+/// away, an ack was lost) is published again, pipelined, after a back-off, until every item
+/// landed. A copy that did land before is dropped by the server (same `Nats-Msg-Id`).
 pub async fn publish_all(js: &jetstream::Context, items: &[Outgoing], metrics: &Metrics) {
-    let mut acks: Vec<Option<PublishAckFuture>> = Vec::with_capacity(items.len());
-    for o in items {
-        acks.push(send(js, o).await.ok());
-    }
-    for (o, ack) in items.iter().zip(acks) {
-        let mut landed = match ack {
-            Some(f) => f.await.map_err(|e| e.to_string()),
-            None => Err("not sent".into()),
-        };
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match landed {
+    let mut todo: Vec<&Outgoing> = items.iter().collect();
+    let mut wait = Duration::from_millis(50);
+    loop {
+        // Sent in order first, then the acks awaited together: a lost ack costs one timeout
+        // for the whole batch, not one per message.
+        let mut pending = Vec::with_capacity(todo.len());
+        for o in &todo {
+            pending.push(send(js, o).await);
+        }
+        let results = futures_util::future::join_all(pending.into_iter().map(|p| async move {
+            match p {
+                Ok(f) => f.await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }))
+        .await;
+        let mut failed = Vec::new();
+        let mut last_error = String::new();
+        for (o, r) in todo.into_iter().zip(results) {
+            match r {
                 Ok(a) => {
-                    if a.duplicate {
-                        metrics.bus.duplicates.inc();
+                    let c = if a.duplicate {
+                        &metrics.bus.duplicates
                     } else {
-                        metrics.bus.published.inc();
-                    }
-                    break;
+                        &metrics.bus.published
+                    };
+                    c.inc();
                 }
                 Err(e) => {
                     metrics.bus.publish_errors.inc();
-                    tracing::warn!(error = %e, subject = %o.subject, retry_in_ms = wait.as_millis() as u64, "publish failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                    landed = match send(js, o).await {
-                        Ok(f) => f.await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
+                    last_error = e;
+                    failed.push(o);
                 }
             }
         }
+        if failed.is_empty() {
+            return;
+        }
+        tracing::warn!(error = %last_error, failed = failed.len(), retry_in_ms = wait.as_millis() as u64, "publish failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+        todo = failed;
     }
 }
 
