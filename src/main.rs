@@ -138,6 +138,19 @@ enum Command {
     /// The edge: read firehoses and publish their events to NATS JetStream, rooms hashed over
     /// partitions, for `run --nats` instances to classify.
     Bridge(BridgeArgs),
+    /// A console gateway: every partition's alerts from the bus on /ws/alerts, /api/alerts and
+    /// /console; console actions go to each alert's owner.
+    Console {
+        /// The NATS server (JetStream).
+        #[arg(long, env = "LIVEGUARD_NATS")]
+        nats: String,
+        /// Configuration file ([auth], [tls], [store], [bus]...).
+        #[arg(long, env = "LIVEGUARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// HTTP listen address [default: the config's `listen`, else 127.0.0.1:8787].
+        #[arg(long, env = "LIVEGUARD_LISTEN")]
+        listen: Option<String>,
+    },
     /// Serve a simulated comment firehose over WebSocket.
     Simulate {
         /// Port on 127.0.0.1 (0 picks a free one).
@@ -401,9 +414,10 @@ fn daemon_config(a: RunArgs) -> anyhow::Result<Config> {
 }
 
 async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
-    let what = match cfg.bus.enabled() {
-        true => format!("consuming partitions {} from {}", cfg.bus.partitions, cfg.bus.url),
-        false => format!("watching {} firehose(s)", cfg.sources.len()),
+    let what = match (cfg.bus.enabled(), cfg.bus.console) {
+        (true, true) => format!("mirroring every partition from {}", cfg.bus.url),
+        (true, false) => format!("consuming partitions {} from {}", cfg.bus.partitions, cfg.bus.url),
+        (false, _) => format!("watching {} firehose(s)", cfg.sources.len()),
     };
     let daemon = liveguard::daemon::start(cfg).await?;
     // Rules compiled, listener bound, sources started: tell systemd (no-op without it).
@@ -492,6 +506,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Run(a) => {
             let cfg = daemon_config(a)?;
+            runtime()?.block_on(run_daemon(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Console { nats, config, listen } => {
+            let mut cfg = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            cfg.bus.url = nats;
+            cfg.bus.console = true;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
             runtime()?.block_on(run_daemon(cfg))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -375,3 +375,102 @@ async fn killing_and_restarting_nats_server_mid_stream_loses_and_repeats_nothing
     d1.stop(Duration::from_secs(5)).await;
     d2.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_gateway_shows_every_room_and_its_actions_are_applied_by_the_owner() {
+    let nats = Nats::start();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let b = start_bridge(&nats, &fh).await;
+    fh.connected().await;
+    let d1 = liveguard::daemon::start(instance(&nats, "0-1"))
+        .await
+        .expect("instance 1 starts");
+    let d2 = liveguard::daemon::start(instance(&nats, "2-3"))
+        .await
+        .expect("instance 2 starts");
+    let mut gw_cfg = instance(&nats, "");
+    gw_cfg.bus.console = true;
+    let gw = liveguard::daemon::start(gw_cfg)
+        .await
+        .expect("the gateway starts");
+    for i in 0..50 {
+        fh.send(canonical(
+            &room(i),
+            &format!("c{i}"),
+            &format!("buyer{i}"),
+            COMPLAINT,
+        ));
+    }
+    let gw_addr = gw.addr;
+    wait_until(
+        "the gateway shows 50 complaints",
+        Duration::from_secs(30),
+        || async move { complaints(&[gw_addr]).await.len() >= 50 },
+    )
+    .await;
+    let seen = complaints(&[gw.addr]).await;
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "each once on the gateway: {seen:?}"
+    );
+    assert_eq!(seen.len(), 50);
+    // An action on the gateway's copy is applied by the owner, with today's answers.
+    let copy = alerts(gw.addr).await.into_iter().next().expect("an alert");
+    let (seq, id) = (
+        copy["seq"].as_u64().expect("seq"),
+        copy["id"].as_str().expect("id").to_string(),
+    );
+    let path = format!("/api/alerts/{seq}/actions");
+    let (status, body) = crate::util::live::post(gw.addr, &path, r#"{"action":"invite","by":"amy"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let after: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (after["status"].as_str(), after["seq"].as_u64()),
+        (Some("invited"), Some(seq))
+    );
+    let (status, body) = crate::util::live::post(gw.addr, &path, r#"{"action":"invite","by":"bob"}"#).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("invite by amy"), "{body}");
+    let (status, _) = crate::util::live::post(gw.addr, &path, r#"{"action":"mute","by":"bob"}"#).await;
+    assert_eq!(status, 422, "a complaint is not muted, wherever the console is");
+    let (status, _) =
+        crate::util::live::post(gw.addr, "/api/alerts/9999/actions", r#"{"action":"invite"}"#).await;
+    assert_eq!(status, 404);
+    // The owner has it, and the change flows back to the gateway through the alert stream.
+    let owner = if [0, 1].contains(&partition_of(
+        copy["room"].as_str().unwrap_or_default(),
+        PARTITIONS,
+    )) {
+        d1.addr
+    } else {
+        d2.addr
+    };
+    let at_owner = alerts(owner)
+        .await
+        .into_iter()
+        .find(|a| a["id"] == id.as_str())
+        .expect("the owner has it");
+    assert_eq!(at_owner["status"], "invited");
+    assert_eq!(at_owner["actions"][0]["by"], "amy");
+    let id_ref = &id;
+    wait_until(
+        "the gateway's copy is invited",
+        Duration::from_secs(10),
+        || async move {
+            alerts(gw_addr)
+                .await
+                .iter()
+                .any(|a| a["id"] == id_ref.as_str() && a["status"] == "invited")
+        },
+    )
+    .await;
+    assert_eq!(
+        complaints(&[gw.addr]).await.len(),
+        50,
+        "an update is not a new alert"
+    );
+    b.stop(Duration::from_secs(5)).await;
+    for d in [d1, d2, gw] {
+        d.stop(Duration::from_secs(5)).await;
+    }
+}

@@ -115,6 +115,26 @@ impl Hub {
         let _ = self.known.set(ids);
     }
 
+    /// Applies a version of an alert owned elsewhere (a gateway's mirror): a new id is
+    /// published with the next local number, a known one replaced when `incoming` is newer.
+    pub fn mirror(&self, incoming: Alert) {
+        let Some(seq) = self.known_seq(&incoming.id) else {
+            self.publish(incoming);
+            return;
+        };
+        let at = incoming.updated_ms;
+        self.update_if(seq, at, move |a| {
+            if incoming.version <= a.version {
+                return false;
+            }
+            *a = incoming;
+            a.seq = seq;
+            // The writer counts one version per change: land on the owner's number.
+            a.version = a.version.saturating_sub(1);
+            true
+        });
+    }
+
     /// The local sequence number of alert `id`, when ids are tracked and it is known.
     pub fn known_seq(&self, id: &str) -> Option<u64> {
         self.known.get()?.get(id)

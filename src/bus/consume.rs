@@ -145,7 +145,13 @@ pub fn spawn(
     );
     super::bridge::spawn_connection_gauge(&prepared.client, metrics, shutdown.subscribe());
     let handled = Arc::new(prepared.handled);
-    let mut tasks = vec![ptask];
+    let actions = super::actions::serve(
+        prepared.client.clone(),
+        router.hub.clone(),
+        prepared.owned.clone(),
+        shutdown.subscribe(),
+    );
+    let mut tasks = vec![ptask, actions];
     for p in prepared.owned {
         let task = Partition {
             partition: p,

@@ -4,14 +4,17 @@
 //! a classifier instance ([`consume`]) takes its partitions through durable pull consumers,
 //! commits alerts to its own store, [`publish`]es every version to the alert stream (the
 //! replicated truth) and only then acks; a new owner of a partition [`rebuild`]s it from that
-//! stream first. Without a `[bus]` everything runs in one process as before.
+//! stream first; a console [`gateway`] mirrors every partition and forwards console
+//! [`actions`] to the owners. Without a `[bus]` everything runs in one process as before.
 //!
 //! Subjects: `liveguard.comments.<partition>.<room>` and
 //! `liveguard.alerts.<partition>.<room>.<alert id>`; rooms are encoded as one subject token
 //! ([`room_token`]).
 
+pub mod actions;
 pub mod bridge;
 pub mod consume;
+pub mod gateway;
 pub mod publish;
 pub mod rebuild;
 pub mod streams;
@@ -56,6 +59,9 @@ pub struct BusConfig {
     pub ack_wait_ms: u64,
     /// How long start-up waits for the server (connect, streams, rebuild), ms.
     pub connect_timeout_ms: u64,
+    /// A console gateway (`liveguard console`): mirrors every partition, consumes none.
+    #[serde(skip)]
+    pub console: bool,
 }
 
 impl Default for BusConfig {
@@ -73,6 +79,7 @@ impl Default for BusConfig {
             max_ack_pending: 4_096,
             ack_wait_ms: 30_000,
             connect_timeout_ms: 20_000,
+            console: false,
         }
     }
 }

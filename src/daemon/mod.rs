@@ -122,9 +122,16 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     metrics.set_label_cap(cfg.limits.max_label_values);
     // With a bus, the owned partitions' alerts are rebuilt into the database before the store
     // opens, so their tickets are scheduled like local ones.
-    let bus = match cfg.bus.enabled() {
-        true => Some(crate::bus::consume::prepare(&cfg.bus, &cfg.store).await?),
-        false => None,
+    let (bus, console) = match (cfg.bus.enabled(), cfg.bus.console) {
+        (true, false) => (
+            Some(crate::bus::consume::prepare(&cfg.bus, &cfg.store).await?),
+            None,
+        ),
+        (true, true) => (
+            None,
+            Some(crate::bus::gateway::prepare(&cfg.bus, &cfg.store).await?),
+        ),
+        (false, _) => (None, None),
     };
     let (store_cfg, tickets, fanout, m) = (
         cfg.store.clone(),
@@ -169,8 +176,9 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         .collect();
 
     // With a bus the bridges hold the firehoses; this instance reads its partitions.
-    let sources_cfg: &[crate::ingest::client::SourceConfig] = if bus.is_some() { &[] } else { &cfg.sources };
-    if bus.is_some() && !cfg.sources.is_empty() {
+    let sources_cfg: &[crate::ingest::client::SourceConfig] =
+        if cfg.bus.enabled() { &[] } else { &cfg.sources };
+    if cfg.bus.enabled() && !cfg.sources.is_empty() {
         tracing::info!(
             sources = cfg.sources.len(),
             "[bus] is set: the [[source]]s are the bridge's, not read here"
@@ -206,10 +214,21 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             prepared, &cfg.bus, &settings, &router, &clock, &metrics, &trigger,
         ));
     }
+    let remote = console.map(|p| {
+        others.push(crate::bus::gateway::spawn(
+            &p,
+            &hub,
+            &metrics,
+            trigger.subscribe(),
+        ));
+        crate::bus::actions::Remote::new(p.client, p.count)
+    });
     let health_task = spawn_health(&health, &hub, &metrics, &clock, trigger.subscribe());
 
     let sweeper = {
         let (router, intake, metrics, clock) = (router, intake.clone(), metrics.clone(), clock.clone());
+        // A gateway's tickets are the owners' to remind (their reminders arrive as versions).
+        let tick_tickets = remote.is_none();
         let mut shutdown = trigger.subscribe();
         let every = Duration::from_millis(cfg.sweep_interval_ms.max(10));
         tokio::spawn(async move {
@@ -220,7 +239,9 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
                     _ = tick.tick() => {
                         let now = clock.now_ms();
                         router.sweep(now);
-                        router.hub.tick(now);
+                        if tick_tickets {
+                            router.hub.tick(now);
+                        }
                         router.hub.drain().await;
                         metrics.queue_depth.set(intake.depth() as i64);
                     }
@@ -271,6 +292,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         guard,
         limits: cfg.limits.clone(),
         sockets: Arc::default(),
+        remote,
     };
     let app = server::router(state, &cfg.auth.cors_origins);
     let serve = server::listen::Serve {

@@ -72,6 +72,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Sockets open per role, against `subscribers_*`.
     pub sockets: Arc<SocketCounts>,
+    /// A console gateway's way to the alerts' owners (actions go there); `None`: act here.
+    pub remote: Option<crate::bus::actions::Remote>,
 }
 
 /// Served sockets open, per role.
