@@ -474,3 +474,36 @@ async fn a_console_gateway_shows_every_room_and_its_actions_are_applied_by_the_o
         d.stop(Duration::from_secs(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_bus_makes_healthz_degraded_until_it_is_back() {
+    use crate::util::live::get_status;
+    let mut nats = Nats::start();
+    let mut cfg = instance(&nats, "0-3");
+    // No bridge yet: the instance makes the streams, told the partition count.
+    cfg.bus.partition_count = Some(PARTITIONS);
+    cfg.source_down_ms = 1_000;
+    let d = liveguard::daemon::start(cfg).await.expect("starts");
+    let addr = d.addr;
+    wait_until(
+        "healthy with the bus up",
+        Duration::from_secs(10),
+        || async move { get_status(addr, "/healthz").await.0 == 200 },
+    )
+    .await;
+    nats.kill();
+    wait_until("503 naming the bus", Duration::from_secs(10), || async move {
+        let (status, body) = get_status(addr, "/healthz").await;
+        status == 503 && body.contains("nats")
+    })
+    .await;
+    assert!(crate::util::live::metric(addr, "liveguard_bus_connected").await < 0.5);
+    nats.restart();
+    wait_until(
+        "healthy again once the server is back",
+        Duration::from_secs(20),
+        || async move { get_status(addr, "/healthz").await.0 == 200 },
+    )
+    .await;
+    d.stop(Duration::from_secs(5)).await;
+}

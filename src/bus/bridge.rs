@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::wire::WireEvent;
 use super::{comment_subject, partition_of, BusConfig, BusError};
-use crate::health::Health;
+use crate::health::{Health, SourceHealth};
 use crate::ingest::client::{self, SourceConfig};
 use crate::ingest::{Event, Ingested, Sink};
 use crate::metrics::Metrics;
@@ -175,6 +175,9 @@ async fn send(
     .await
 }
 
+/// The bus's entry among the sources in `/healthz` and the ops alerts.
+pub const BUS_HEALTH_NAME: &str = "nats";
+
 /// What a bridge needs.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
@@ -210,11 +213,12 @@ pub async fn start(cfg: BridgeConfig) -> Result<Bridge, BusError> {
     super::streams::ensure(&js, &cfg.bus, Some(cfg.partitions)).await?;
     let (tx, rx) = mpsc::channel(cfg.bus.buffer.max(1));
     let publisher = tokio::spawn(publisher(js, rx, cfg.bus.batch.max(1), metrics.clone()));
-    let names: Vec<(String, Option<String>)> = cfg
+    let mut names: Vec<(String, Option<String>)> = cfg
         .sources
         .iter()
         .map(|s| (s.display_name().to_string(), s.room.clone()))
         .collect();
+    names.push((BUS_HEALTH_NAME.into(), None));
     let health = Health::new(&names, cfg.source_down_ms, crate::clock::now_ms());
     let (trigger, _shutdown) = shutdown::channel();
     let sources = cfg
@@ -232,7 +236,12 @@ pub async fn start(cfg: BridgeConfig) -> Result<Bridge, BusError> {
             )))
         })
         .collect();
-    spawn_connection_gauge(&client, &metrics, trigger.subscribe());
+    spawn_connection_gauge(
+        &client,
+        &metrics,
+        health.source(cfg.sources.len()),
+        trigger.subscribe(),
+    );
     tracing::info!(
         partitions = cfg.partitions,
         sources = cfg.sources.len(),
@@ -248,17 +257,35 @@ pub async fn start(cfg: BridgeConfig) -> Result<Bridge, BusError> {
     })
 }
 
-/// Keeps `liveguard_bus_connected` current (checked twice a second).
-pub fn spawn_connection_gauge(client: &async_nats::Client, metrics: &Arc<Metrics>, mut shutdown: Shutdown) {
+/// Keeps `liveguard_bus_connected` current (checked twice a second), and `health`'s entry for
+/// the bus: disconnected longer than `source_down_ms` makes `/healthz` answer 503.
+pub fn spawn_connection_gauge(
+    client: &async_nats::Client,
+    metrics: &Arc<Metrics>,
+    health: Option<Arc<SourceHealth>>,
+    mut shutdown: Shutdown,
+) {
     let (client, metrics) = (client.clone(), metrics.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut was = None;
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = tick.tick() => {
                     let up = client.connection_state() == async_nats::connection::State::Connected;
                     metrics.bus.connected.set(i64::from(up));
+                    if let Some(h) = &health {
+                        // On changes only: the health counts from the last change.
+                        if was != Some(up) {
+                            h.set_connected(up);
+                        }
+                        // A quiet bus is not a blind one: only the connection counts.
+                        if up {
+                            h.frame();
+                        }
+                    }
+                    was = Some(up);
                 }
             }
         }

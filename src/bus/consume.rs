@@ -118,6 +118,8 @@ pub struct Settings {
     pub dedupe_window_ms: u64,
     /// At most this many ids per partition.
     pub dedupe_max_ids: usize,
+    /// The bus's entry in the daemon's health (`/healthz`).
+    pub health: Option<Arc<crate::health::SourceHealth>>,
 }
 
 /// Starts the alert publisher and one consumer task per owned partition.
@@ -143,7 +145,12 @@ pub fn spawn(
         metrics.clone(),
         shutdown.subscribe(),
     );
-    super::bridge::spawn_connection_gauge(&prepared.client, metrics, shutdown.subscribe());
+    super::bridge::spawn_connection_gauge(
+        &prepared.client,
+        metrics,
+        settings.health.clone(),
+        shutdown.subscribe(),
+    );
     let handled = Arc::new(prepared.handled);
     let actions = super::actions::serve(
         prepared.client.clone(),

@@ -66,11 +66,12 @@ pub fn spawn(
     prepared: &Prepared,
     hub: &Arc<Hub>,
     metrics: &Arc<Metrics>,
+    health: Option<Arc<crate::health::SourceHealth>>,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     hub.dedupe_ids(KnownIds::new(prepared.ids.clone()));
     let (js, hub, metrics) = (prepared.js.clone(), hub.clone(), metrics.clone());
-    super::bridge::spawn_connection_gauge(&prepared.client, &metrics, shutdown.clone());
+    super::bridge::spawn_connection_gauge(&prepared.client, &metrics, health, shutdown.clone());
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut next_seq: u64 = 0;

@@ -184,10 +184,14 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             "[bus] is set: the [[source]]s are the bridge's, not read here"
         );
     }
-    let names: Vec<(String, Option<String>)> = sources_cfg
+    let mut names: Vec<(String, Option<String>)> = sources_cfg
         .iter()
         .map(|s| (s.display_name().to_string(), s.room.clone()))
         .collect();
+    // The bus is watched like a source: unreachable past source_down_ms is degraded.
+    if cfg.bus.enabled() {
+        names.push((crate::bus::bridge::BUS_HEALTH_NAME.into(), None));
+    }
     let health = Health::new(&names, cfg.source_down_ms, SystemClock.now_ms());
     let sources = sources_cfg
         .iter()
@@ -209,6 +213,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             batch: cfg.bus.batch.max(1),
             dedupe_window_ms,
             dedupe_max_ids,
+            health: health.source(sources_cfg.len()),
         };
         workers.extend(crate::bus::consume::spawn(
             prepared, &cfg.bus, &settings, &router, &clock, &metrics, &trigger,
@@ -219,6 +224,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             &p,
             &hub,
             &metrics,
+            health.source(sources_cfg.len()),
             trigger.subscribe(),
         ));
         crate::bus::actions::Remote::new(p.client, p.count)
