@@ -247,7 +247,9 @@ pub async fn connect(cfg: &BusConfig, name: &str) -> Result<async_nats::Client, 
         .connection_timeout(Duration::from_secs(2))
         // Keep trying for ever: a bus outage is degraded, not fatal.
         .max_reconnects(None);
-    let fut = opts.connect(cfg.url.as_str());
+    // A cluster is several URLs, comma-separated; the client fails over between them.
+    let urls: Vec<&str> = cfg.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let fut = opts.connect(urls);
     match tokio::time::timeout(timeout, async {
         let client = fut.await?;
         // With retry_on_initial_connect the client returns before it is connected.
