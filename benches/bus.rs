@@ -173,6 +173,7 @@ async fn run(rate: u32, secs: u64) -> Option<Outcome> {
         bus: bus(&url, ""),
         partitions: PARTITIONS,
         source_down_ms: 60_000,
+        listen: None,
     })
     .await
     .expect("bridge");

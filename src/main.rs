@@ -92,6 +92,9 @@ struct BridgeArgs {
     /// Input format of --source.
     #[arg(long, value_enum, default_value = "canonical", env = "LIVEGUARD_FORMAT")]
     format: Format,
+    /// Serve /metrics and /healthz here (e.g. 127.0.0.1:8786).
+    #[arg(long, env = "LIVEGUARD_LISTEN")]
+    listen: Option<String>,
 }
 
 /// `report` flags.
@@ -464,6 +467,7 @@ fn bridge_config(a: BridgeArgs) -> anyhow::Result<liveguard::bus::bridge::Bridge
         bus: cfg.bus,
         partitions,
         source_down_ms: cfg.source_down_ms,
+        listen: a.listen,
     })
 }
 

@@ -41,6 +41,7 @@ async fn start_bridge(nats: &Nats, fh: &Firehose) -> Bridge {
         bus: bus(nats),
         partitions: PARTITIONS,
         source_down_ms: 120_000,
+        listen: Some("127.0.0.1:0".into()),
     })
     .await
     .expect("the bridge starts")
@@ -117,6 +118,12 @@ async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_noth
     )
     .await;
     assert_eq!(stream_messages(&js, streams::COMMENT_STREAM).await, 600);
+    // The bridge's own /metrics says the same, and it is healthy.
+    let ops = b1.addr.expect("the bridge serves /metrics");
+    let published = crate::util::live::metric(ops, "liveguard_bus_published_total").await
+        + crate::util::live::metric(b2.addr.expect("served"), "liveguard_bus_published_total").await;
+    assert_eq!(published, 600.0);
+    assert_eq!(crate::util::live::get_status(ops, "/healthz").await.0, 200);
     assert_eq!(
         m.0.bus.published.get() + m.1.bus.published.get(),
         600,

@@ -189,6 +189,9 @@ pub struct BridgeConfig {
     pub partitions: u32,
     /// A source down this long is reported (ms).
     pub source_down_ms: u64,
+    /// Serve `/metrics` and `/healthz` here (no tokens: they tell nothing secret; keep it on
+    /// loopback or a private network).
+    pub listen: Option<String>,
 }
 
 /// A running bridge.
@@ -200,6 +203,8 @@ pub struct Bridge {
     pub health: Arc<Health>,
     /// The NATS client (connection state).
     pub client: async_nats::Client,
+    /// Where `/metrics` and `/healthz` are served, when asked.
+    pub addr: Option<std::net::SocketAddr>,
     trigger: Trigger,
     sources: Vec<JoinHandle<()>>,
     publisher: JoinHandle<()>,
@@ -242,6 +247,10 @@ pub async fn start(cfg: BridgeConfig) -> Result<Bridge, BusError> {
         health.source(cfg.sources.len()),
         trigger.subscribe(),
     );
+    let addr = match &cfg.listen {
+        Some(l) => Some(serve_ops(l, &metrics, &health, trigger.subscribe()).await?),
+        None => None,
+    };
     tracing::info!(
         partitions = cfg.partitions,
         sources = cfg.sources.len(),
@@ -251,10 +260,77 @@ pub async fn start(cfg: BridgeConfig) -> Result<Bridge, BusError> {
         metrics,
         health,
         client,
+        addr,
         trigger,
         sources,
         publisher,
     })
+}
+
+/// `/metrics` (Prometheus text) and `/healthz` (200, or 503 with the reasons: a source or the
+/// bus down) for a bridge, until shutdown.
+async fn serve_ops(
+    listen: &str,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+    shutdown: Shutdown,
+) -> Result<std::net::SocketAddr, BusError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| BusError::Config(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| BusError::Config(format!("cannot listen on {listen}: {e}")))?;
+    let (m, h) = (metrics.clone(), health.clone());
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let h = h.clone();
+                async move {
+                    let reasons = h.check(None, crate::clock::now_ms());
+                    let (code, status) = match reasons.is_empty() {
+                        true => (axum::http::StatusCode::OK, "ok"),
+                        false => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+                    };
+                    (
+                        code,
+                        axum::Json(serde_json::json!({ "status": status, "reasons": reasons })),
+                    )
+                }
+            }),
+        );
+    let serve = crate::server::listen::Serve {
+        max_connections: 64,
+        handshake_timeout: Duration::from_secs(5),
+        tls: None,
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(crate::server::listen::run(
+        listener,
+        app,
+        serve,
+        shutdown,
+        Duration::from_secs(2),
+    ));
+    tracing::info!(%addr, "bridge metrics and health listening");
+    Ok(addr)
 }
 
 /// Keeps `liveguard_bus_connected` current (checked twice a second), and `health`'s entry for

@@ -248,7 +248,12 @@ pub async fn connect(cfg: &BusConfig, name: &str) -> Result<async_nats::Client, 
         // Keep trying for ever: a bus outage is degraded, not fatal.
         .max_reconnects(None);
     // A cluster is several URLs, comma-separated; the client fails over between them.
-    let urls: Vec<&str> = cfg.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let urls: Vec<&str> = cfg
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
     let fut = opts.connect(urls);
     match tokio::time::timeout(timeout, async {
         let client = fut.await?;
