@@ -572,4 +572,27 @@ mod tests {
         assert_eq!(cfg.tickets.default.resolve_ms, 86_400_000);
         assert_eq!(cfg.store.batch_max, StoreConfig::default().batch_max);
     }
+
+    #[test]
+    fn bus_keys_parse_and_bad_partitions_are_reported() {
+        let ok = Config::parse(
+            "[bus]\nurl = \"nats://127.0.0.1:4222\"\npartitions = \"0-3\"\npartition_count = 8\n",
+            Path::new("t.toml"),
+        )
+        .expect("parses");
+        assert_eq!(ok.bus.owned(), Ok(vec![0, 1, 2, 3]));
+        assert!(ok.check().is_empty(), "{:?}", ok.check());
+        let errs = errors("[bus]\nurl = \"nats://127.0.0.1:4222\"\npartitions = \"3-1\"\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("c.toml:3:") && e.contains("backwards")),
+            "{errs:?}"
+        );
+        let errs =
+            errors("[bus]\nurl = \"nats://127.0.0.1:4222\"\npartitions = \"9\"\npartition_count = 8\n");
+        assert!(
+            errs.iter().any(|e| e.contains("not below partition_count 8")),
+            "{errs:?}"
+        );
+    }
 }
