@@ -1,8 +1,9 @@
-//! The bus with a real `nats-server -js` on loopback: a bridge publishing 200 rooms once (a
-//! second bridge on the same source adds nothing), two instances each owning half the
-//! partitions classifying every complaint exactly once, `kill -9` of an instance and a
-//! replacement that loses and repeats nothing and still reminds on time, and the server
-//! killed and restarted mid-stream.
+//! The bus with a real `nats-server -js` on loopback (started and killed by each test): a
+//! bridge publishing 200 rooms once (a second bridge on the same source adds nothing), two
+//! instances each owning half the partitions raising every complaint exactly once, `kill -9`
+//! of an instance and a replacement that loses and repeats nothing and still reminds on time,
+//! the server killed and restarted mid-stream, the console gateway and its actions, and
+//! `/healthz` while the server is gone.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -145,10 +146,13 @@ async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_noth
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_owning_half_the_partitions_each_raise_every_complaint_exactly_once() {
+async fn two_instances_on_half_the_partitions_each_raise_every_complaint_once_through_two_bridges() {
     let nats = Nats::start();
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let b = start_bridge(&nats, &fh).await;
+    fh.connected().await;
+    // A second bridge on the same source: its copies add no alert.
+    let b2 = start_bridge(&nats, &fh).await;
     fh.connected().await;
     let d1 = liveguard::daemon::start(instance(&nats, "0-1"))
         .await
@@ -185,7 +189,9 @@ async fn two_instances_owning_half_the_partitions_each_raise_every_complaint_exa
             );
         }
     }
+    assert!(b2.metrics.bus.duplicates.get() + b.metrics.bus.duplicates.get() > 0);
     b.stop(Duration::from_secs(5)).await;
+    b2.stop(Duration::from_secs(5)).await;
     d1.stop(Duration::from_secs(5)).await;
     d2.stop(Duration::from_secs(5)).await;
 }
