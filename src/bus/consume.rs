@@ -223,6 +223,7 @@ impl Partition {
             };
             backoff = Duration::from_millis(100);
             tracing::info!("consuming");
+            let mut failed_pulls = 0u32;
             loop {
                 let chunk = tokio::select! {
                     _ = shutdown.wait() => return,
@@ -241,8 +242,22 @@ impl Partition {
                         Err(e) => tracing::debug!(error = %e, "pull interrupted"),
                     }
                 }
-                if done.is_empty() {
+                let Some(last) = done.last() else {
+                    // Missed heartbeats while the server is away are expected; a consumer that
+                    // keeps failing (deleted, say) is looked up again.
+                    failed_pulls += 1;
+                    if failed_pulls >= 3 {
+                        tokio::select! {
+                            _ = shutdown.wait() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                        continue 'connect;
+                    }
                     continue;
+                };
+                failed_pulls = 0;
+                if let Ok(info) = last.info() {
+                    self.metrics.bus.set_lag(self.partition, info.pending);
                 }
                 // Committed, then on the alert stream, then acked: a crash anywhere before
                 // the ack gets these comments delivered again to whoever owns the partition.
@@ -260,11 +275,7 @@ impl Partition {
     }
 
     async fn handle(&self, state: &mut WorkerState, m: &jetstream::Message) {
-        let mut redelivered = false;
-        if let Ok(info) = m.info() {
-            self.metrics.bus.set_lag(self.partition, info.pending);
-            redelivered = info.delivered > 1;
-        }
+        let redelivered = m.info().is_ok_and(|i| i.delivered > 1);
         if redelivered {
             self.metrics.bus.redeliveries.inc();
         }
