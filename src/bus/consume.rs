@@ -195,7 +195,16 @@ impl Partition {
         let mut backoff = Duration::from_millis(100);
         'connect: loop {
             let messages = async {
-                let consumer = streams::partition_consumer(&self.js, &self.cfg, self.partition).await?;
+                let mut consumer = streams::partition_consumer(&self.js, &self.cfg, self.partition).await?;
+                // Comments delivered before (to a dead owner, or to us before an outage) and not
+                // acked come back once their ack wait passes, and the server hands redeliveries
+                // out before new comments: waiting for them keeps each room in order.
+                let held = consumer.info().await.map_or(0, |i| i.num_ack_pending);
+                if held > 0 {
+                    let wait = Duration::from_millis(self.cfg.ack_wait_ms.saturating_add(500));
+                    tracing::info!(held, wait_ms = wait.as_millis() as u64, "waiting for unacked comments to come back first");
+                    tokio::time::sleep(wait).await;
+                }
                 consumer
                     .stream()
                     .max_messages_per_batch(self.settings.batch)
