@@ -285,14 +285,22 @@ async fn kill_9_of_an_instance_and_a_replacement_lose_no_alert_repeat_none_and_r
     // unacked came back before what arrived since.
     let mut by_room: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
     for a in alerts(replacement.addr).await {
-        let n = a["msg_ids"][0].as_str().and_then(|m| m.strip_prefix('c')?.parse().ok());
+        let n = a["msg_ids"][0]
+            .as_str()
+            .and_then(|m| m.strip_prefix('c')?.parse().ok());
         if let (Some(n), Some(seq)) = (n, a["seq"].as_u64()) {
-            by_room.entry(a["room"].as_str().unwrap_or_default().into()).or_default().push((seq, n));
+            by_room
+                .entry(a["room"].as_str().unwrap_or_default().into())
+                .or_default()
+                .push((seq, n));
         }
     }
     for (room, mut v) in by_room {
         v.sort_unstable();
-        assert!(v.windows(2).all(|w| w[0].1 < w[1].1), "room {room} out of order: {v:?}");
+        assert!(
+            v.windows(2).all(|w| w[0].1 < w[1].1),
+            "room {room} out of order: {v:?}"
+        );
     }
     eprintln!(
         "takeover: {} comments delivered again to the replacement",

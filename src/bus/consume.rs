@@ -82,6 +82,9 @@ pub async fn prepare(cfg: &BusConfig, store: &StoreConfig) -> Result<Prepared, B
             handled.insert(msg_key(&a.room, m));
         }
     }
+    // Partitions were read one after another: merge them back into the order alerts were raised.
+    let mut alerts = alerts;
+    alerts.sort_by_key(|a| (a.classified_ms, a.seq));
     let n = alerts.len();
     let (store, own) = (store.clone(), owned.clone());
     let since = crate::clock::now_ms().saturating_sub(cfg.alerts_max_age_ms);
@@ -202,7 +205,11 @@ impl Partition {
                 let held = consumer.info().await.map_or(0, |i| i.num_ack_pending);
                 if held > 0 {
                     let wait = Duration::from_millis(self.cfg.ack_wait_ms.saturating_add(500));
-                    tracing::info!(held, wait_ms = wait.as_millis() as u64, "waiting for unacked comments to come back first");
+                    tracing::info!(
+                        held,
+                        wait_ms = wait.as_millis() as u64,
+                        "waiting for unacked comments to come back first"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 consumer

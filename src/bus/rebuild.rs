@@ -14,7 +14,7 @@ use super::{BusError, ALERTS};
 use crate::store::record::Alert;
 
 /// The newest version of every alert on the alert stream under `subject_filter`
-/// (`liveguard.alerts.<p>.>`, or `liveguard.alerts.>` for all), any order.
+/// (`liveguard.alerts.<p>.>`, or `liveguard.alerts.>` for all), oldest first.
 pub async fn latest(js: &jetstream::Context, subject_filter: &str) -> Result<Vec<Alert>, BusError> {
     let stream = js
         .get_stream(ALERT_STREAM)
@@ -72,7 +72,11 @@ pub async fn latest(js: &jetstream::Context, subject_filter: &str) -> Result<Vec
         tracing::warn!(bad, "alert stream messages that are not alerts were skipped");
     }
     let _ = stream.delete_consumer(&c.cached_info().name).await;
-    Ok(newest.into_values().collect())
+    // In the order they were raised (the previous owner's numbering breaks ties), so local
+    // numbers follow the alerts' history.
+    let mut out: Vec<Alert> = newest.into_values().collect();
+    out.sort_by_key(|a| (a.classified_ms, a.seq));
+    Ok(out)
 }
 
 /// The newest version of every alert of `partitions`.
