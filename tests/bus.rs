@@ -87,11 +87,25 @@ async fn complaints(addrs: &[SocketAddr]) -> HashMap<(String, String), usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_nothing() {
+    use crate::util::live::{get_status, metric};
     let nats = Nats::start();
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let b1 = start_bridge(&nats, &fh).await;
     fh.connected().await;
-    let b2 = start_bridge(&nats, &fh).await;
+    // The second bridge is the real binary, as ops run it.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"));
+    cmd.args([
+        "bridge",
+        "--nats",
+        &nats.url(),
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ])
+    .args(["--source", &fh.url(), "--listen", "127.0.0.1:0"])
+    .env("RUST_LOG", "liveguard=info")
+    .env("NO_COLOR", "1")
+    .stderr(std::process::Stdio::piped());
+    let (mut b2, b2_addr) = crate::util::spawn(cmd);
     fh.connected().await;
     // Both bridges read every frame; each comment lands once.
     for i in 0..200 {
@@ -105,31 +119,25 @@ async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_noth
         }
     }
     let js = nats.js().await;
-    let m = (b1.metrics.clone(), b2.metrics.clone());
+    let m = b1.metrics.clone();
     wait_until(
         "both bridges published 600 comments",
         Duration::from_secs(30),
         || {
             let m = m.clone();
             async move {
-                let done = |x: &liveguard::metrics::Metrics| x.bus.published.get() + x.bus.duplicates.get();
-                done(&m.0) == 600 && done(&m.1) == 600
+                let other = metric(b2_addr, "liveguard_bus_published_total").await
+                    + metric(b2_addr, "liveguard_bus_duplicates_total").await;
+                m.bus.published.get() + m.bus.duplicates.get() == 600 && other == 600.0
             }
         },
     )
     .await;
     assert_eq!(stream_messages(&js, streams::COMMENT_STREAM).await, 600);
-    // The bridge's own /metrics says the same, and it is healthy.
-    let ops = b1.addr.expect("the bridge serves /metrics");
-    let published = crate::util::live::metric(ops, "liveguard_bus_published_total").await
-        + crate::util::live::metric(b2.addr.expect("served"), "liveguard_bus_published_total").await;
-    assert_eq!(published, 600.0);
-    assert_eq!(crate::util::live::get_status(ops, "/healthz").await.0, 200);
-    assert_eq!(
-        m.0.bus.published.get() + m.1.bus.published.get(),
-        600,
-        "the server dropped every second copy"
-    );
+    let published = metric(b1.addr.expect("served"), "liveguard_bus_published_total").await
+        + metric(b2_addr, "liveguard_bus_published_total").await;
+    assert_eq!(published, 600.0, "the server dropped every second copy");
+    assert_eq!(get_status(b2_addr, "/healthz").await.0, 200);
     // Each comment sits on its room's partition subject.
     for i in [0, 17, 199] {
         let p = partition_of(&room(i), PARTITIONS);
@@ -141,8 +149,9 @@ async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_noth
             .expect("a comment on the room's partition subject");
         assert!(String::from_utf8_lossy(&last.payload).contains(&format!("m{i}-2")));
     }
+    let _ = b2.kill();
+    let _ = b2.wait();
     b1.stop(Duration::from_secs(5)).await;
-    b2.stop(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,4 +549,31 @@ async fn an_unreachable_bus_makes_healthz_degraded_until_it_is_back() {
     )
     .await;
     d.stop(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn bus_commands_refuse_what_cannot_work_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (args, says) in [
+        (
+            &["bridge", "--source", "ws://127.0.0.1:1/", "--partitions", "4"][..],
+            "no bus",
+        ),
+        (
+            &[
+                "bridge",
+                "--nats",
+                "nats://127.0.0.1:1",
+                "--source",
+                "ws://127.0.0.1:1/",
+            ][..],
+            "no partition count",
+        ),
+        (&["run", "--nats", "nats://127.0.0.1:1"][..], "--partitions"),
+    ] {
+        let out = crate::util::run(dir.path(), args, "");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
