@@ -60,6 +60,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsConfig>,
     /// Sizes, rates and timeouts (`[limits]`).
     pub limits: crate::limits::Limits,
+    /// NATS JetStream between bridges and instances (`[bus]`); absent: one process.
+    pub bus: crate::bus::BusConfig,
     /// The file this was loaded from (SIGHUP re-reads its `[auth]` and `[tls]`).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -89,6 +91,7 @@ impl Default for Config {
             auth: crate::auth::AuthConfig::default(),
             tls: None,
             limits: crate::limits::Limits::default(),
+            bus: crate::bus::BusConfig::default(),
             path: None,
         }
     }
@@ -323,6 +326,9 @@ impl Config {
         }
         if self.source_down_ms == 0 {
             out.push(problem(&["source_down_ms"], "must be above 0 ms".into()));
+        }
+        for (name, message) in self.bus.check() {
+            out.push(problem(&["bus", name], message));
         }
         for (room, message) in self.tickets.check() {
             let mut key = vec![Key::Name("tickets".into())];
@@ -565,5 +571,28 @@ mod tests {
         assert_eq!(cfg.tickets.default.respond_ms, 600_000);
         assert_eq!(cfg.tickets.default.resolve_ms, 86_400_000);
         assert_eq!(cfg.store.batch_max, StoreConfig::default().batch_max);
+    }
+
+    #[test]
+    fn bus_keys_parse_and_bad_partitions_are_reported() {
+        let ok = Config::parse(
+            "[bus]\nurl = \"nats://127.0.0.1:4222\"\npartitions = \"0-3\"\npartition_count = 8\n",
+            Path::new("t.toml"),
+        )
+        .expect("parses");
+        assert_eq!(ok.bus.owned(), Ok(vec![0, 1, 2, 3]));
+        assert!(ok.check().is_empty(), "{:?}", ok.check());
+        let errs = errors("[bus]\nurl = \"nats://127.0.0.1:4222\"\npartitions = \"3-1\"\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("c.toml:3:") && e.contains("backwards")),
+            "{errs:?}"
+        );
+        let errs =
+            errors("[bus]\nurl = \"nats://127.0.0.1:4222\"\npartitions = \"9\"\npartition_count = 8\n");
+        assert!(
+            errs.iter().any(|e| e.contains("not below partition_count 8")),
+            "{errs:?}"
+        );
     }
 }

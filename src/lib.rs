@@ -17,6 +17,8 @@
 //! - [`tickets`]: response-time promises: deadlines, follow-ups, reminder stages.
 //! - [`server`]: HTTP and WebSocket API, the console and the overlay.
 //! - [`daemon`]: the wiring: intake, workers, reload, health watch, shutdown order.
+//! - [`bus`]: NATS JetStream between a bridge holding the firehoses and classifier instances
+//!   owning partitions of the rooms; the alert stream is the replicated truth (takeover).
 //! - [`health`]: sources and store health behind `/healthz`; [`metrics`]: Prometheus counters.
 //! - [`config`]: the TOML configuration with `file:line` errors; [`clock`]: the one wall clock.
 //! - [`auth`], [`limits`], [`tls`], [`logsafe`]: who may call, bounds on what anyone can make it
@@ -31,11 +33,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fnv;
 pub mod fuzzing;
 pub mod health;
 
 pub mod alerts;
 pub mod auth;
+pub mod bus;
 pub mod history;
 pub mod ingest;
 pub mod limits;

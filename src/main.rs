@@ -63,6 +63,38 @@ struct RunArgs {
     /// HTTP listen address [default: the config's `listen`, else 127.0.0.1:8787].
     #[arg(long, env = "LIVEGUARD_LISTEN")]
     listen: Option<String>,
+    /// Consume comments from this NATS server (JetStream) instead of reading firehoses.
+    #[arg(long, env = "LIVEGUARD_NATS", requires = "partitions")]
+    nats: Option<String>,
+    /// The partitions this instance owns, e.g. `0-3` or `4,5,6,7` (with --nats).
+    #[arg(long, env = "LIVEGUARD_PARTITIONS")]
+    partitions: Option<String>,
+    /// Rooms are hashed over this many partitions [default: what the comment stream records].
+    #[arg(long)]
+    partition_count: Option<u32>,
+}
+
+/// `bridge` flags.
+#[derive(clap::Args)]
+struct BridgeArgs {
+    /// The NATS server (JetStream) to publish to.
+    #[arg(long, env = "LIVEGUARD_NATS")]
+    nats: Option<String>,
+    /// Hash rooms over this many partitions (fixed for the life of the streams).
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Configuration file (its [[source]]s and [bus]).
+    #[arg(long, env = "LIVEGUARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Watch this firehose (replaces the file's sources).
+    #[arg(long, env = "LIVEGUARD_SOURCE")]
+    source: Option<String>,
+    /// Input format of --source.
+    #[arg(long, value_enum, default_value = "canonical", env = "LIVEGUARD_FORMAT")]
+    format: Format,
+    /// Serve /metrics and /healthz here (e.g. 127.0.0.1:8786).
+    #[arg(long, env = "LIVEGUARD_LISTEN")]
+    listen: Option<String>,
 }
 
 /// `report` flags.
@@ -103,8 +135,25 @@ enum Command {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: InputFormat,
     },
-    /// Run the daemon: watch firehoses, serve alerts on /ws/alerts, /api/alerts, /metrics.
+    /// Run the daemon: watch firehoses (or, with --nats, consume partitions from the bus),
+    /// serve alerts on /ws/alerts, /api/alerts, /metrics.
     Run(RunArgs),
+    /// The edge: read firehoses and publish their events to NATS JetStream, rooms hashed over
+    /// partitions, for `run --nats` instances to classify.
+    Bridge(BridgeArgs),
+    /// A console gateway: every partition's alerts from the bus on /ws/alerts, /api/alerts and
+    /// /console; console actions go to each alert's owner.
+    Console {
+        /// The NATS server (JetStream).
+        #[arg(long, env = "LIVEGUARD_NATS")]
+        nats: String,
+        /// Configuration file ([auth], [tls], [store], [bus]...).
+        #[arg(long, env = "LIVEGUARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// HTTP listen address [default: the config's `listen`, else 127.0.0.1:8787].
+        #[arg(long, env = "LIVEGUARD_LISTEN")]
+        listen: Option<String>,
+    },
     /// Serve a simulated comment firehose over WebSocket.
     Simulate {
         /// Port on 127.0.0.1 (0 picks a free one).
@@ -352,17 +401,30 @@ fn daemon_config(a: RunArgs) -> anyhow::Result<Config> {
     if let Some(l) = a.listen {
         cfg.listen = l;
     }
-    if cfg.sources.is_empty() {
+    if let Some(url) = a.nats {
+        cfg.bus.url = url;
+    }
+    if let Some(p) = a.partitions {
+        cfg.bus.partitions = p;
+    }
+    if a.partition_count.is_some() {
+        cfg.bus.partition_count = a.partition_count;
+    }
+    if cfg.sources.is_empty() && !cfg.bus.enabled() {
         anyhow::bail!("no firehose to watch: give --source ws://HOST:PORT/PATH or [[source]] in --config");
     }
     Ok(cfg)
 }
 
 async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
-    let sources = cfg.sources.len();
+    let what = match (cfg.bus.enabled(), cfg.bus.console) {
+        (true, true) => format!("mirroring every partition from {}", cfg.bus.url),
+        (true, false) => format!("consuming partitions {} from {}", cfg.bus.partitions, cfg.bus.url),
+        (false, _) => format!("watching {} firehose(s)", cfg.sources.len()),
+    };
     let daemon = liveguard::daemon::start(cfg).await?;
     // Rules compiled, listener bound, sources started: tell systemd (no-op without it).
-    let status = format!("watching {sources} firehose(s); alerts on http://{}", daemon.addr);
+    let status = format!("{what}; alerts on http://{}", daemon.addr);
     if let Err(e) = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),
@@ -373,6 +435,48 @@ async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down");
     daemon.stop(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+fn bridge_config(a: BridgeArgs) -> anyhow::Result<liveguard::bus::bridge::BridgeConfig> {
+    let mut cfg = match &a.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = a.source {
+        cfg.sources = vec![SourceConfig::new(&url, a.format)];
+    }
+    if let Some(url) = a.nats {
+        cfg.bus.url = url;
+    }
+    if !cfg.bus.enabled() {
+        anyhow::bail!("no bus: give --nats nats://HOST:4222 or [bus] url in --config");
+    }
+    if cfg.sources.is_empty() {
+        anyhow::bail!("no firehose to read: give --source ws://HOST:PORT/PATH or [[source]] in --config");
+    }
+    let partitions = a
+        .partitions
+        .or(cfg.bus.partition_count)
+        .context("no partition count: give --partitions P or [bus] partition_count")?;
+    if partitions == 0 {
+        anyhow::bail!("--partitions must be at least 1");
+    }
+    Ok(liveguard::bus::bridge::BridgeConfig {
+        sources: cfg.sources,
+        bus: cfg.bus,
+        partitions,
+        source_down_ms: cfg.source_down_ms,
+        listen: a.listen,
+    })
+}
+
+async fn run_bridge(cfg: liveguard::bus::bridge::BridgeConfig) -> anyhow::Result<()> {
+    let bridge = liveguard::bus::bridge::start(cfg).await?;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    liveguard::shutdown::os_signal().await;
+    tracing::info!("shutting down");
+    bridge.stop(Duration::from_secs(5)).await;
     Ok(())
 }
 
@@ -407,6 +511,24 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Run(a) => {
             let cfg = daemon_config(a)?;
             runtime()?.block_on(run_daemon(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Console { nats, config, listen } => {
+            let mut cfg = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            cfg.bus.url = nats;
+            cfg.bus.console = true;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            runtime()?.block_on(run_daemon(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bridge(a) => {
+            let cfg = bridge_config(a)?;
+            runtime()?.block_on(run_bridge(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {

@@ -155,6 +155,8 @@ pub struct Metrics {
     pub store_failing_since_seconds: Gauge,
     /// 1 while `/healthz` answers 503 (a source down, the store failing).
     pub degraded: Gauge,
+    /// The bus (NATS JetStream), when one is configured.
+    pub bus: BusMetrics,
 }
 
 impl Default for Metrics {
@@ -425,6 +427,7 @@ impl Metrics {
                     .clone()
             })
             .collect();
+        let bus = BusMetrics::register(&mut registry);
         Self {
             registry,
             comments,
@@ -477,6 +480,7 @@ impl Metrics {
             source_down_since,
             store_failing_since_seconds,
             degraded,
+            bus,
         }
     }
 
@@ -670,5 +674,90 @@ mod tests {
             text.contains("liveguard_events_ignored_total{kind=\"other\"} 4985"),
             "{text}"
         );
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    partition: String,
+}
+
+/// The bus's counters (`liveguard_bus_*`), registered with the rest; zero without a bus.
+#[derive(Debug)]
+pub struct BusMetrics {
+    /// 1 while connected to NATS.
+    pub connected: Gauge,
+    /// Events a bridge published (acknowledged by the stream).
+    pub published: Counter,
+    /// Publications the server dropped as duplicates (`Nats-Msg-Id` seen in the window).
+    pub duplicates: Counter,
+    /// Publications that failed (timed out, refused) and were retried.
+    pub publish_errors: Counter,
+    /// Events or alert versions buffered locally waiting for the server.
+    pub buffered: Gauge,
+    /// Alert versions published to the alert stream.
+    pub alerts_published: Counter,
+    /// Comments delivered again (a previous delivery was not acked in time, or its owner died).
+    pub redeliveries: Counter,
+    /// Comments taken from the bus and handled.
+    pub consumed: Counter,
+    /// Alert versions imported from the alert stream by a takeover or a console.
+    pub imported: Counter,
+    /// Comments waiting in each owned partition's consumer.
+    lag: Family<PartitionLabel, Gauge>,
+}
+
+impl BusMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let r = registry.sub_registry_with_prefix("bus");
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let lag = Family::<PartitionLabel, Gauge>::default();
+        r.register(
+            "consumer_lag",
+            "Comments waiting in an owned partition's durable consumer",
+            lag.clone(),
+        );
+        Self {
+            connected: gauge(r, "connected", "1 while connected to NATS"),
+            published: counter(
+                r,
+                "published",
+                "Events published to the comment stream and acknowledged",
+            ),
+            duplicates: counter(r, "duplicates", "Publications the server dropped as duplicates"),
+            publish_errors: counter(r, "publish_errors", "Publications that failed and were retried"),
+            buffered: gauge(
+                r,
+                "buffered",
+                "Events or alert versions waiting locally for the server",
+            ),
+            alerts_published: counter(
+                r,
+                "alerts_published",
+                "Alert versions published to the alert stream",
+            ),
+            redeliveries: counter(r, "redeliveries", "Comments delivered more than once"),
+            consumed: counter(r, "consumed", "Comments taken from the bus and handled"),
+            imported: counter(r, "imported", "Alert versions imported from the alert stream"),
+            lag,
+        }
+    }
+
+    /// Sets the comments waiting in `partition`.
+    pub fn set_lag(&self, partition: u32, pending: u64) {
+        self.lag
+            .get_or_create(&PartitionLabel {
+                partition: partition.to_string(),
+            })
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 }

@@ -222,14 +222,17 @@ async fn ticket_deadlines_remind_record_breaches_and_survive_a_restart() {
     );
     d.stop(Duration::from_secs(5)).await;
 
-    // Restarted 20 h in: the response breach is not told again; the resolution nears.
-    clock.set(t0 + 20 * H);
+    // Restarted 17 h in, then 20 h: the response breach is not told again; the resolution
+    // nears (6 h before its deadline). The clock moves only once the subscriber listens, so a
+    // reminder cannot go out before it does.
+    clock.set(t0 + 17 * H);
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let d = liveguard::daemon::start_with_clock(clock_config(&fh.url(), &store), clock.clone())
         .await
         .expect("restarts");
     fh.connected().await;
     let mut sub = Subscriber::connect(d.addr, "").await;
+    clock.set(t0 + 20 * H);
     let r = next_reminder(&mut sub).await;
     assert_eq!(
         (r["due"].as_str(), r["stage"].as_str()),

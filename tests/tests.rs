@@ -10,6 +10,9 @@
 //!   a blind source turning the console red, copy over plain HTTP.
 //! - `bursts`: a 20,000-user brigade and a 20,000-times repeater through the real binary:
 //!   one small alert, bounded memory, bytes to a subscriber and WAL.
+//! - `bus`: NATS JetStream with a real `nats-server -js`: a bridge publishing once, two
+//!   instances raising every complaint once, kill -9 and takeover, the server restarted, the
+//!   console gateway and its actions, `/healthz` without the server.
 //! - `cli`: the real `liveguard` binary: classify exit codes and malformed lines, `rules check`
 //!   on broken packs, `rules explain`.
 //! - `daemon`: the daemon over real sockets: alerts, brigades, reconnects, bad frames,
@@ -38,6 +41,7 @@ mod util;
 
 mod browser;
 mod bursts;
+mod bus;
 mod cli;
 mod console;
 mod daemon;

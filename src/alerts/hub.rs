@@ -39,6 +39,58 @@ pub enum TryUpdate<E> {
 pub struct Hub {
     store: Store,
     tickets: TicketConfig,
+    /// With a bus only: alert ids already here (published, or imported from the alert stream),
+    /// so a comment delivered again after a takeover does not raise its alert twice.
+    known: std::sync::OnceLock<KnownIds>,
+}
+
+/// Alert ids to local sequence numbers, the newest [`KNOWN_IDS_CAP`] kept (redeliveries come
+/// within minutes of the first delivery).
+#[derive(Debug, Default)]
+pub struct KnownIds {
+    inner: Mutex<(
+        std::collections::HashMap<String, u64>,
+        std::collections::VecDeque<String>,
+    )>,
+}
+
+/// Alert ids remembered for redeliveries (about 60 bytes each).
+pub const KNOWN_IDS_CAP: usize = 262_144;
+
+impl KnownIds {
+    /// An index holding `ids`.
+    pub fn new(ids: impl IntoIterator<Item = (String, u64)>) -> Self {
+        let k = Self::default();
+        for (id, seq) in ids {
+            k.insert(id, seq);
+        }
+        k
+    }
+
+    fn get(&self, id: &str) -> Option<u64> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(id)
+            .copied()
+    }
+
+    fn insert(&self, id: String, seq: u64) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *g;
+        if map.insert(id.clone(), seq).is_none() {
+            order.push_back(id);
+        }
+        while map.len() > KNOWN_IDS_CAP {
+            match order.pop_front() {
+                Some(old) => {
+                    map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -50,7 +102,42 @@ impl Hub {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
         let store = Store::open(store, tickets.clone(), fanout_cap, metrics)?;
-        Ok(Arc::new(Self { store, tickets }))
+        Ok(Arc::new(Self {
+            store,
+            tickets,
+            known: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// From now on, an alert whose id is in `ids` (or was published since) is not published
+    /// again: [`Hub::publish`] returns the sequence number it has. Set once, by the bus.
+    pub fn dedupe_ids(&self, ids: KnownIds) {
+        let _ = self.known.set(ids);
+    }
+
+    /// Applies a version of an alert owned elsewhere (a gateway's mirror): a new id is
+    /// published with the next local number, a known one replaced when `incoming` is newer.
+    pub fn mirror(&self, incoming: Alert) {
+        let Some(seq) = self.known_seq(&incoming.id) else {
+            self.publish(incoming);
+            return;
+        };
+        let at = incoming.updated_ms;
+        self.update_if(seq, at, move |a| {
+            if incoming.version <= a.version {
+                return false;
+            }
+            *a = incoming;
+            a.seq = seq;
+            // The writer counts one version per change: land on the owner's number.
+            a.version = a.version.saturating_sub(1);
+            true
+        });
+    }
+
+    /// The local sequence number of alert `id`, when ids are tracked and it is known.
+    pub fn known_seq(&self, id: &str) -> Option<u64> {
+        self.known.get()?.get(id)
     }
 
     /// The database file.
@@ -64,6 +151,9 @@ impl Hub {
     }
 
     fn ticketed(&self, mut alert: Alert) -> Alert {
+        if alert.id.is_empty() {
+            alert.id = alert.derive_id();
+        }
         if alert.wants_ticket() && alert.ticket.is_none() {
             alert.ticket = Some(Ticket::open(
                 alert.classified_ms,
@@ -89,11 +179,18 @@ impl Hub {
     /// subscribers hear of it once it is committed. Never waits (see [`Hub::drain`]).
     pub fn publish(&self, alert: Alert) -> u64 {
         let alert = self.ticketed(alert);
+        if let Some(seq) = self.known_seq(&alert.id) {
+            return seq;
+        }
+        let id = self.known.get().map(|_| alert.id.clone());
         let mut seq = 0;
         self.store.submit(|next| {
             seq = *next;
             self.numbered(next, alert)
         });
+        if let (Some(k), Some(id)) = (self.known.get(), id) {
+            k.insert(id, seq);
+        }
         seq
     }
 
@@ -101,6 +198,9 @@ impl Hub {
     /// queue is full.
     pub fn try_publish(&self, alert: Alert) -> Result<u64, Busy> {
         let alert = self.ticketed(alert);
+        if let Some(seq) = self.known_seq(&alert.id) {
+            return Ok(seq);
+        }
         let mut seq = 0;
         self.store.try_submit(|next| {
             seq = *next;

@@ -1,9 +1,12 @@
-//! Alert routing, one call per comment ([`Router::comment`]): classify it, consult the room's
+//! Alert routing, one call per comment ([`handle`]: drop a message id already seen, then
+//! [`Router::comment`], or a deletion's retraction): classify it, consult the room's
 //! and the user's history, and decide what it does to the alerts: a new alert, a repeat
 //! counted on an open one, a brigade grown, a follow-up on the buyer's open ticket. The hub
 //! queues each change (it never waits); the worker that called awaits [`Hub::drain`] before
 //! its next comment. [`Router::sweep`] turns silent rooms into ops alerts.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +15,7 @@ use arc_swap::ArcSwap;
 use crate::alerts::{Alert, AlertKind, Hub};
 use crate::classify::{classify, classify_with, Evidence, Input, Scratch, Verdict};
 use crate::history::{Route, Signals};
-use crate::ingest::{Comment, Format};
+use crate::ingest::{Comment, Event, Format, Ingested};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::taxonomy::{Action, Class, Lang, Topic};
@@ -365,5 +368,131 @@ impl AlertBase<'_> {
         a.ts_ms = c.ts_ms;
         a.received_ms = self.received_ms;
         a
+    }
+}
+
+/// Recently seen message ids, per worker (rooms are sharded to workers, so a room's ids always
+/// meet the same one): two generations of a plain set, the older dropped when the newer is
+/// `window/2` old or full. Memory stays bounded and nothing sweeps a shared map while the
+/// workers wait (a shared map with a periodic sweep stalled them at 100k comments/s).
+#[derive(Debug)]
+pub struct Dedupe {
+    current: std::collections::HashSet<u64>,
+    previous: std::collections::HashSet<u64>,
+    started_ms: u64,
+    half_window_ms: u64,
+    per_generation: usize,
+}
+
+impl Dedupe {
+    /// Remembers ids for about `window_ms` (at least half of it), at most `max_ids` in all; at
+    /// very high rates the cap shortens the window.
+    pub fn new(window_ms: u64, max_ids: usize) -> Self {
+        Self {
+            current: std::collections::HashSet::new(),
+            previous: std::collections::HashSet::new(),
+            started_ms: 0,
+            half_window_ms: (window_ms / 2).max(1),
+            per_generation: (max_ids / 2).max(1),
+        }
+    }
+
+    /// Whether `key` was seen recently; records it either way.
+    pub fn seen(&mut self, key: u64, now_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.started_ms) >= self.half_window_ms
+            || self.current.len() >= self.per_generation
+        {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
+            self.started_ms = now_ms;
+        }
+        self.previous.contains(&key) || !self.current.insert(key)
+    }
+}
+
+/// What each worker owns: its classifier buffers and its share of the dedupe memory.
+#[derive(Debug)]
+pub struct WorkerState {
+    /// Classifier buffers.
+    pub scratch: Scratch,
+    /// Message ids this worker saw.
+    pub dedupe: Dedupe,
+}
+
+impl WorkerState {
+    /// Fresh state remembering ids for `window_ms`, at most `max_ids`.
+    pub fn new(window_ms: u64, max_ids: usize) -> Self {
+        Self {
+            scratch: Scratch::new(),
+            dedupe: Dedupe::new(window_ms, max_ids),
+        }
+    }
+}
+
+/// Handles one ingested event with the calling worker's state.
+pub fn handle(router: &Router, worker: &mut WorkerState, item: Ingested, now_ms: u64) {
+    match item.event {
+        Event::Comment(c) => {
+            let mut h = DefaultHasher::new();
+            (&c.platform, &c.room, &c.msg_id).hash(&mut h);
+            if !c.msg_id.is_empty() && worker.dedupe.seen(h.finish(), now_ms) {
+                router.metrics.duplicates.inc();
+                return;
+            }
+            router.comment(
+                &mut worker.scratch,
+                &item.source,
+                &c,
+                &item.received_at,
+                item.received_ms,
+                item.connected_ms,
+                item.format,
+                now_ms,
+            );
+        }
+        Event::Delete {
+            room,
+            msg_ids,
+            user_ids,
+        } => router.hub.retract(room, msg_ids, user_ids, now_ms),
+        Event::Ignored(kind) => router.metrics.ignored(&kind),
+    }
+}
+
+/// Runs `f`, catching a panic: counted and logged, and the caller goes on.
+pub fn supervised(metrics: &Metrics, worker: usize, f: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            metrics.worker_panics.inc();
+            tracing::error!(worker, panic = %crate::logsafe::Esc(&what), "handling a comment panicked; the worker goes on");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_remembers_a_window_and_stays_bounded() {
+        let mut d = Dedupe::new(10_000, 4);
+        assert!(!d.seen(1, 0));
+        assert!(d.seen(1, 100), "a resend within the window is a duplicate");
+        assert!(!d.seen(2, 6_000));
+        assert!(d.seen(1, 6_001), "still remembered one generation later");
+        assert!(!d.seen(3, 12_000));
+        assert!(!d.seen(1, 12_001), "forgotten after two half-windows");
+        // Full generations rotate early: never more than max_ids remembered.
+        for k in 100..200 {
+            d.seen(k, 13_000);
+        }
+        assert!(d.current.len() + d.previous.len() <= 4);
     }
 }

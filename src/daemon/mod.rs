@@ -51,6 +51,9 @@ pub enum StartError {
     /// The certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The bus (NATS) cannot be used.
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
 }
 
 /// A running daemon.
@@ -117,6 +120,19 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
     })?;
     let metrics = Arc::new(Metrics::new());
     metrics.set_label_cap(cfg.limits.max_label_values);
+    // With a bus, the owned partitions' alerts are rebuilt into the database before the store
+    // opens, so their tickets are scheduled like local ones.
+    let (bus, console) = match (cfg.bus.enabled(), cfg.bus.console) {
+        (true, false) => (
+            Some(crate::bus::consume::prepare(&cfg.bus, &cfg.store).await?),
+            None,
+        ),
+        (true, true) => (
+            None,
+            Some(crate::bus::gateway::prepare(&cfg.bus, &cfg.store).await?),
+        ),
+        (false, _) => (None, None),
+    };
     let (store_cfg, tickets, fanout, m) = (
         cfg.store.clone(),
         cfg.tickets.clone(),
@@ -159,14 +175,25 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         })
         .collect();
 
-    let names: Vec<(String, Option<String>)> = cfg
-        .sources
+    // With a bus the bridges hold the firehoses; this instance reads its partitions.
+    let sources_cfg: &[crate::ingest::client::SourceConfig] =
+        if cfg.bus.enabled() { &[] } else { &cfg.sources };
+    if cfg.bus.enabled() && !cfg.sources.is_empty() {
+        tracing::info!(
+            sources = cfg.sources.len(),
+            "[bus] is set: the [[source]]s are the bridge's, not read here"
+        );
+    }
+    let mut names: Vec<(String, Option<String>)> = sources_cfg
         .iter()
         .map(|s| (s.display_name().to_string(), s.room.clone()))
         .collect();
+    // The bus is watched like a source: unreachable past source_down_ms is degraded.
+    if cfg.bus.enabled() {
+        names.push((crate::bus::bridge::BUS_HEALTH_NAME.into(), None));
+    }
     let health = Health::new(&names, cfg.source_down_ms, SystemClock.now_ms());
-    let sources = cfg
-        .sources
+    let sources = sources_cfg
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
@@ -180,10 +207,35 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
             )))
         })
         .collect();
+    let mut workers: Vec<JoinHandle<()>> = workers;
+    if let Some(prepared) = bus {
+        let settings = crate::bus::consume::Settings {
+            batch: cfg.bus.batch.max(1),
+            dedupe_window_ms,
+            dedupe_max_ids,
+            health: health.source(sources_cfg.len()),
+        };
+        workers.extend(crate::bus::consume::spawn(
+            prepared, &cfg.bus, &settings, &router, &clock, &metrics, &trigger,
+        ));
+    }
+    let remote = console.map(|p| {
+        others.push(crate::bus::gateway::spawn(
+            &p,
+            &hub,
+            &metrics,
+            health.source(sources_cfg.len()),
+            trigger.subscribe(),
+        ));
+        Arc::new(crate::bus::actions::Remote::new(p.client, p.count))
+            as Arc<dyn server::actions::RemoteActions>
+    });
     let health_task = spawn_health(&health, &hub, &metrics, &clock, trigger.subscribe());
 
     let sweeper = {
         let (router, intake, metrics, clock) = (router, intake.clone(), metrics.clone(), clock.clone());
+        // A gateway's tickets are the owners' to remind (their reminders arrive as versions).
+        let tick_tickets = remote.is_none();
         let mut shutdown = trigger.subscribe();
         let every = Duration::from_millis(cfg.sweep_interval_ms.max(10));
         tokio::spawn(async move {
@@ -194,7 +246,9 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
                     _ = tick.tick() => {
                         let now = clock.now_ms();
                         router.sweep(now);
-                        router.hub.tick(now);
+                        if tick_tickets {
+                            router.hub.tick(now);
+                        }
                         router.hub.drain().await;
                         metrics.queue_depth.set(intake.depth() as i64);
                     }
@@ -245,6 +299,7 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
         guard,
         limits: cfg.limits.clone(),
         sockets: Arc::default(),
+        remote,
     };
     let app = server::router(state, &cfg.auth.cors_origins);
     let serve = server::listen::Serve {
@@ -589,7 +644,7 @@ mod tests {
         let m = Metrics::new();
         let mut handled = 0;
         for i in 0..3 {
-            let ok = worker::supervised(&m, 0, || {
+            let ok = crate::alerts::route::supervised(&m, 0, || {
                 assert!(i != 1, "boom on comment {i}");
                 handled += 1;
             });

@@ -344,6 +344,49 @@ pub fn body_error(st: &AppState, e: &JsonRejection) -> ActionError {
     ActionError::BadRequest(e.body_text())
 }
 
+/// What [`RemoteActions::act`] resolves to.
+pub type RemoteAnswer<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Arc<Alert>, TryUpdate<ActionError>>> + Send + 'a>,
+>;
+
+/// Where a console action on a copied alert goes to be applied: the alert's owner (a console
+/// gateway over the bus implements it). Answers as a local change would.
+pub trait RemoteActions: Send + Sync + std::fmt::Debug {
+    /// Applies `req` (by `by`, at `now_ms`) to `alert`, a local copy, at its owner.
+    fn act<'a>(
+        &'a self,
+        alert: &'a Alert,
+        req: &'a ActionRequest,
+        by: &'a str,
+        now_ms: u64,
+    ) -> RemoteAnswer<'a>;
+}
+
+/// [`post_action`] on a gateway: the room check here, the change at the alert's owner.
+async fn remote_action(
+    st: &AppState,
+    remote: &dyn RemoteActions,
+    seq: u64,
+    req: &ActionRequest,
+    by: &str,
+    identity: &Identity,
+    now: u64,
+) -> Result<Arc<Alert>, TryUpdate<ActionError>> {
+    let hub = st.hub.clone();
+    let copy = tokio::task::spawn_blocking(move || hub.get(seq))
+        .await
+        .map_err(|e| TryUpdate::Unavailable(e.to_string()))?
+        .map_err(|e| TryUpdate::Unavailable(e.to_string()))?
+        .ok_or(TryUpdate::NotFound)?;
+    if !identity.may_see(&copy.room) {
+        return Err(TryUpdate::Refused(ActionError::Forbidden(format!(
+            "{} may not act in room {:?}",
+            identity.name, copy.room
+        ))));
+    }
+    remote.act(&copy, req, by, now).await
+}
+
 /// The handler.
 pub async fn post_action(
     State(st): State<AppState>,
@@ -355,19 +398,24 @@ pub async fn post_action(
     let by = actor(&identity, req.by.as_deref())?;
     let now = st.clock.now_ms();
     let (r, who, id) = (req.clone(), by.clone(), identity.clone());
-    let alert = match st
-        .hub
-        .try_update(seq, now, move |a| {
-            if !id.may_see(&a.room) {
-                return Err(ActionError::Forbidden(format!(
-                    "{} may not act in room {:?}",
-                    id.name, a.room
-                )));
-            }
-            apply(a, &r, &who, now)
-        })
-        .await
-    {
+    let done = match &st.remote {
+        // A gateway's copy: the owner applies it.
+        Some(remote) => remote_action(&st, remote.as_ref(), seq, &req, &by, &identity, now).await,
+        None => {
+            st.hub
+                .try_update(seq, now, move |a| {
+                    if !id.may_see(&a.room) {
+                        return Err(ActionError::Forbidden(format!(
+                            "{} may not act in room {:?}",
+                            id.name, a.room
+                        )));
+                    }
+                    apply(a, &r, &who, now)
+                })
+                .await
+        }
+    };
+    let alert = match done {
         Ok(a) => a,
         Err(TryUpdate::NotFound) => return Err(ActionError::NotFound(seq)),
         Err(TryUpdate::Refused(e)) => {

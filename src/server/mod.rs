@@ -74,6 +74,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Sockets open per role, against `subscribers_*`.
     pub sockets: Arc<SocketCounts>,
+    /// A console gateway's way to the alerts' owners (actions go there); `None`: act here.
+    pub remote: Option<Arc<dyn actions::RemoteActions>>,
 }
 
 /// Served sockets open, per role.

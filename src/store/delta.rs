@@ -66,6 +66,7 @@ fields! {
     Rooms = "rooms",
     RoomsTotal = "rooms_total",
     Ticket = "ticket",
+    Id = "id",
 }
 
 /// A set of [`Field`]s.
@@ -124,6 +125,7 @@ pub fn changed(old: &Alert, new: &Alert) -> Fields {
     let Alert {
         seq: _,
         version: _,
+        id,
         kind,
         room,
         user,
@@ -197,6 +199,7 @@ pub fn changed(old: &Alert, new: &Alert) -> Fields {
         (Field::Rooms, *rooms != old.rooms),
         (Field::RoomsTotal, *rooms_total != old.rooms_total),
         (Field::Ticket, *ticket != old.ticket),
+        (Field::Id, *id != old.id),
     ] {
         if differs {
             m = m.with(f);
@@ -250,6 +253,7 @@ fn write_field(out: &mut Vec<u8>, a: &Alert, f: Field) -> serde_json::Result<()>
         Field::RoomsTotal if a.rooms_total == 0 => w(&mut *out, &()),
         Field::RoomsTotal => w(&mut *out, &a.rooms_total),
         Field::Ticket => w(&mut *out, &a.ticket),
+        Field::Id => w(&mut *out, &a.id),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod delta;
 pub mod feedback;
 pub mod handle;
+pub mod import;
 pub mod insights;
 pub mod record;
 pub mod schema;

@@ -121,7 +121,8 @@ pub struct Alert {
     /// Monotonic sequence number (set by the hub).
     pub seq: u64,
     /// 1 when published, one more for each committed change: an `update` message names the
-    /// version it brings a client to.
+    /// version it brings a client to; `id` and `version` name one version on the alert stream
+    /// (`Nats-Msg-Id`), and the highest version wins on a rebuild.
     #[serde(default = "first_version")]
     pub version: u32,
     /// What produced it.
@@ -184,6 +185,11 @@ pub struct Alert {
     /// The complaint's ticket (complaints only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<Ticket>,
+    /// Stable id derived from what raised the alert ([`Alert::derive_id`]), not from a local
+    /// counter: every instance that handles the same comment gives its alert the same id, so
+    /// the alert stream and a takeover agree on it. Empty in bodies stored before it existed.
+    #[serde(default)]
+    pub id: String,
 }
 
 impl Alert {
@@ -224,7 +230,19 @@ impl Alert {
             rooms: Vec::new(),
             rooms_total: 0,
             ticket: None,
+            id: String::new(),
         }
+    }
+
+    /// The alert's stable id: FNV-1a of its kind, room and first message id (of its text and
+    /// time when it has none: ops alerts, reports), as 16 hex digits.
+    pub fn derive_id(&self) -> String {
+        let mut key = format!("{}\u{1f}{}\u{1f}", self.kind.as_str(), self.room);
+        match self.msg_ids.first() {
+            Some(m) => key.push_str(m),
+            None => key.push_str(&format!("{}\u{1f}{}", self.text, self.classified_ms)),
+        }
+        format!("{:016x}", crate::fnv::fnv1a(key.as_bytes()))
     }
 
     /// An operational alert about `room` (`*`: every room of a source): the watcher may be

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod live;
+pub mod nats;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
