@@ -2,7 +2,7 @@
 //! [`prepare`], before the store opens: connect, find the partition count, rebuild the owned
 //! partitions from the alert stream into the local database. [`spawn`], once the hub runs:
 //! the alert publisher, then one task per owned partition reading its durable pull consumer
-//! in order: route each comment ([`worker::handle`], i.e. `alerts::route::handle`), flush the hub (committed), wait for the
+//! in order: route each comment ([`worker::handle`]), flush the hub (committed), wait for the
 //! publisher's barrier (on the alert stream), then ack each comment of the batch.
 
 use std::collections::HashSet;
