@@ -5,13 +5,10 @@
 //! grown, a deletion, a console action, a reminder) take the same path, in order, as `update`
 //! messages with the same sequence number. Complaints open a [`Ticket`].
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -424,7 +421,7 @@ pub struct Shared {
     /// The last committed (announced) sequence number.
     pub committed: AtomicU64,
     /// Active tickets by (room, user): where the buyer's later comments go.
-    pub open_tickets: DashMap<u64, u64>,
+    pub open_tickets: crate::fasthash::DashMap<u64, u64>,
     /// The fan-out.
     pub tx: broadcast::Sender<Arc<HubMsg>>,
     /// Counters.
@@ -435,9 +432,7 @@ pub struct Shared {
 
 /// The key of a (room, user) pair in the open-ticket map.
 pub fn room_user_key(room: &str, user: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    (room, user).hash(&mut h);
-    h.finish()
+    crate::fasthash::key((room, user))
 }
 
 /// Sequence numbers, the way into the store and the fan-out.
@@ -480,7 +475,7 @@ impl Hub {
         let (tx, _) = broadcast::channel(fanout_cap.max(1));
         let shared = Arc::new(Shared {
             committed: AtomicU64::new(last),
-            open_tickets: DashMap::new(),
+            open_tickets: Default::default(),
             tx,
             metrics,
             store_failure: Mutex::new(None),

@@ -3,8 +3,6 @@
 //! on an open one, a brigade grown). Synchronous: worker tasks call it, and so can tests.
 //! [`Intake`] is the bounded door into the workers, where overload sheds neutrals first.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,8 +59,8 @@ pub struct Ingested {
 /// workers wait (a shared map with a periodic sweep stalled them at 100k comments/s).
 #[derive(Debug)]
 pub struct Dedupe {
-    current: std::collections::HashSet<u64>,
-    previous: std::collections::HashSet<u64>,
+    current: crate::fasthash::HashSet<u64>,
+    previous: crate::fasthash::HashSet<u64>,
     started_ms: u64,
     half_window_ms: u64,
     per_generation: usize,
@@ -73,8 +71,8 @@ impl Dedupe {
     /// very high rates the cap shortens the window.
     pub fn new(window_ms: u64, max_ids: usize) -> Self {
         Self {
-            current: std::collections::HashSet::new(),
-            previous: std::collections::HashSet::new(),
+            current: Default::default(),
+            previous: Default::default(),
             started_ms: 0,
             half_window_ms: (window_ms / 2).max(1),
             per_generation: (max_ids / 2).max(1),
@@ -225,9 +223,8 @@ impl Pipeline {
         format: Format,
         now_ms: u64,
     ) {
-        let mut h = DefaultHasher::new();
-        (&c.platform, &c.room, &c.msg_id).hash(&mut h);
-        if !c.msg_id.is_empty() && worker.dedupe.seen(h.finish(), now_ms) {
+        let key = crate::fasthash::key((&c.platform, &c.room, &c.msg_id));
+        if !c.msg_id.is_empty() && worker.dedupe.seen(key, now_ms) {
             self.metrics.duplicates.inc();
             return;
         }
@@ -250,10 +247,9 @@ impl Pipeline {
         let scratch = &mut worker.scratch;
         let rules = self.rules.load();
         let started = Instant::now();
-        let name = c.user.display().to_string();
         let input = Input {
             text: &c.text,
-            user: Some(&name),
+            user: Some(c.user.display()),
             product: c.product.as_deref(),
         };
         let mut verdict = classify(&rules, scratch, input);
@@ -266,9 +262,6 @@ impl Pipeline {
             now_ms,
             || self.metrics.room_counter(&c.room, format.as_str()),
         );
-        if let Some(counter) = &observed.counter {
-            counter.inc();
-        }
         if !tracked {
             self.metrics.untracked_users.inc();
         }
@@ -516,9 +509,7 @@ impl Intake {
     }
 
     fn shard(&self, room: &str) -> usize {
-        let mut h = DefaultHasher::new();
-        room.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        (crate::fasthash::key(room) % self.shards.len() as u64) as usize
     }
 
     /// Room for this many comments in all queues together.
@@ -534,12 +525,13 @@ impl Intake {
     /// Queues an event; sheds a neutral comment when its queue is full. A deletion with no
     /// room goes to every worker. Returns false when the workers are gone (shutting down).
     pub async fn push(&self, item: Ingested, scratch: &mut Scratch) -> bool {
-        let room = match &item.event {
-            Event::Comment(c) => Some(c.room.clone()),
-            Event::Delete { room, .. } => room.clone(),
+        // The shard, from the room as borrowed (no copy of it per comment).
+        let shard = match &item.event {
+            Event::Comment(c) => Some(self.shard(&c.room)),
+            Event::Delete { room, .. } => room.as_deref().map(|r| self.shard(r)),
             Event::Ignored(_) => None,
         };
-        let Some(room) = room else {
+        let Some(shard) = shard else {
             if let Event::Delete {
                 room,
                 msg_ids,
@@ -568,7 +560,7 @@ impl Intake {
             }
             return true;
         };
-        let tx = &self.shards[self.shard(&room)];
+        let tx = &self.shards[shard];
         match tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,

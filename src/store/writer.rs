@@ -118,10 +118,7 @@ pub const MSG_INDEX_CAP: usize = 262_144;
 
 impl MsgIndex {
     fn key(msg_id: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        msg_id.hash(&mut h);
-        h.finish()
+        crate::fasthash::key(msg_id)
     }
 
     fn insert(&mut self, msg_id: &str, seq: u64) {
