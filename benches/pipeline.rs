@@ -33,6 +33,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
+// The daemon binary's allocator (src/main.rs), so the daemon runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rooms the comments spread over.
 const ROOMS: u32 = 1_000;
 /// Alert p99 must stay below this for a rate to count as sustainable.
@@ -71,6 +75,14 @@ struct Counters {
     parse_errors: f64,
     duplicates: f64,
     missed: f64,
+    /// Frame in → `Hub::publish` (queue and classify), p50 and p99 in ms, from the daemon's
+    /// histogram (bucket upper bounds, whole run).
+    publish: (f64, f64),
+    /// One store commit, p50 and p99 in ms (the same way).
+    commit: (f64, f64),
+    /// Store commits and versions written, whole run.
+    commits: f64,
+    writes: f64,
 }
 
 #[derive(Debug)]
@@ -100,6 +112,9 @@ struct Outcome {
     cpu_daemon_threads: Vec<f64>,
     cpu_sender: f64,
     cpu_subscriber: f64,
+    /// The store's writer and WAL checkpointer threads (% of one core).
+    cpu_store: f64,
+    cpu_checkpoint: f64,
     /// CPU used by other processes on the machine meanwhile (% of one core).
     cpu_others: f64,
 }
@@ -363,10 +378,22 @@ fn print_row(o: &Outcome) {
         "{} frames after warm-up, {} updates",
         o.send.measured, o.updates
     ));
+    let l = &o.last;
+    notes.push(format!(
+        "frame → publish p50/p99 <= {:.2}/{:.2} ms; {:.0} commits of {:.1} versions, commit p50/p99 <= {:.2}/{:.2} ms",
+        l.publish.0,
+        l.publish.1,
+        l.commits,
+        l.writes / l.commits.max(1.0),
+        l.commit.0,
+        l.commit.1
+    ));
     let threads: Vec<String> = o.cpu_daemon_threads.iter().map(|p| format!("{p:.0}")).collect();
     notes.push(format!(
-        "daemon threads CPU % {}; frames generated beforehand in {:.1} s",
+        "daemon threads CPU % {}; store writer {:.0}%, checkpointer {:.0}%; frames generated beforehand in {:.1} s",
         threads.join("/"),
+        o.cpu_store,
+        o.cpu_checkpoint,
         o.gen_secs
     ));
     eprintln!("    {} k/s: {}", o.plan.rate / 1000, notes.join("; "));
@@ -534,6 +561,8 @@ async fn run_once(plan: Plan) -> Outcome {
         cpu_daemon: cpu("daemon-rt"),
         cpu_daemon_threads: per_thread("daemon-rt"),
         cpu_sender: cpu("firehose"),
+        cpu_store: cpu("liveguard-store"),
+        cpu_checkpoint: cpu("liveguard-check"),
         cpu_subscriber: cpu("subscriber"),
         cpu_others: (sys1.saturating_sub(sys0) as f64 - proc1.saturating_sub(proc0) as f64).max(0.0)
             / clock_ticks()
@@ -752,7 +781,36 @@ async fn counters(addr: SocketAddr) -> Counters {
         parse_errors: sum("liveguard_parse_errors_total"),
         duplicates: sum("liveguard_duplicates_total"),
         missed: sum("liveguard_subscriber_missed_total"),
+        publish: (
+            quantile(&body, "liveguard_alert_latency_seconds", 0.5),
+            quantile(&body, "liveguard_alert_latency_seconds", 0.99),
+        ),
+        commit: (
+            quantile(&body, "liveguard_store_commit_seconds", 0.5),
+            quantile(&body, "liveguard_store_commit_seconds", 0.99),
+        ),
+        commits: sum("liveguard_store_commits_total"),
+        writes: sum("liveguard_store_writes_total"),
     }
+}
+
+/// The `q` quantile of Prometheus histogram `name` in `metrics`, in ms: the upper bound of
+/// the first bucket holding it.
+fn quantile(metrics: &str, name: &str, q: f64) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|b| b.1 >= q * total && total > 0.0)
+        .map_or(f64::NAN, |b| b.0 * 1e3)
 }
 
 /// A plain HTTP/1.1 GET; returns the body.

@@ -23,7 +23,8 @@
 //! - [`config`]: the TOML configuration with `file:line` errors; [`clock`]: the one wall clock.
 //! - [`auth`], [`limits`], [`tls`], [`logsafe`]: who may call, bounds on what anyone can make it
 //!   hold, HTTPS, viewer text escaped in logs.
-//! - [`taxonomy`]: classes, topics, actions, languages shared by every stage.
+//! - [`taxonomy`]: classes, topics, actions, languages shared by every stage; [`fasthash`]: the
+//!   in-process hasher (seeded per process, never persisted).
 //! - [`simulate`]: the demo's firehose; [`train`]: `liveguard train`; [`cli`]: the other
 //!   commands over readers and writers; [`fuzzing`]: the fuzz targets' bodies; [`shutdown`]:
 //!   the signal every task gets.
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fasthash;
 pub mod fnv;
 pub mod fuzzing;
 pub mod health;

@@ -18,6 +18,13 @@ use liveguard::rules::{self, RuleSet, RuleSource};
 use liveguard::simulate::{self, SimConfig};
 use liveguard::store::insights::StatsQuery;
 
+// glibc's malloc spent a third of the workers' and the store writer's time at 100k comments/s
+// (alerts are built on the workers and freed on the writer: arena locks, consolidation);
+// mimalloc's thread-local free lists cut it (BENCHMARKS.md, pipeline). benches/pipeline.rs
+// declares the same, so it measures what this binary runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "liveguard",

@@ -5,8 +5,6 @@
 //! queues each change (it never waits); the worker that called awaits [`Hub::drain`] before
 //! its next comment. [`Router::sweep`] turns silent rooms into ops alerts.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,10 +137,9 @@ impl Router {
         }
         let rules = self.rules.load();
         let started = Instant::now();
-        let name = c.user.display().to_string();
         let input = Input {
             text: &c.text,
-            user: Some(&name),
+            user: Some(c.user.display()),
             product: c.product.as_deref(),
         };
         let mut verdict = classify(&rules, scratch, input);
@@ -155,9 +152,6 @@ impl Router {
             now_ms,
             || self.metrics.room_counter(&c.room, format.as_str()),
         );
-        if let Some(counter) = &observed.counter {
-            counter.inc();
-        }
         if !tracked {
             self.metrics.untracked_users.inc();
         }
@@ -377,8 +371,8 @@ impl AlertBase<'_> {
 /// workers wait (a shared map with a periodic sweep stalled them at 100k comments/s).
 #[derive(Debug)]
 pub struct Dedupe {
-    current: std::collections::HashSet<u64>,
-    previous: std::collections::HashSet<u64>,
+    current: crate::fasthash::HashSet<u64>,
+    previous: crate::fasthash::HashSet<u64>,
     started_ms: u64,
     half_window_ms: u64,
     per_generation: usize,
@@ -389,8 +383,8 @@ impl Dedupe {
     /// very high rates the cap shortens the window.
     pub fn new(window_ms: u64, max_ids: usize) -> Self {
         Self {
-            current: std::collections::HashSet::new(),
-            previous: std::collections::HashSet::new(),
+            current: Default::default(),
+            previous: Default::default(),
             started_ms: 0,
             half_window_ms: (window_ms / 2).max(1),
             per_generation: (max_ids / 2).max(1),
@@ -433,9 +427,8 @@ impl WorkerState {
 pub fn handle(router: &Router, worker: &mut WorkerState, item: Ingested, now_ms: u64) {
     match item.event {
         Event::Comment(c) => {
-            let mut h = DefaultHasher::new();
-            (&c.platform, &c.room, &c.msg_id).hash(&mut h);
-            if !c.msg_id.is_empty() && worker.dedupe.seen(h.finish(), now_ms) {
+            let key = crate::fasthash::key((&c.platform, &c.room, &c.msg_id));
+            if !c.msg_id.is_empty() && worker.dedupe.seen(key, now_ms) {
                 router.metrics.duplicates.inc();
                 return;
             }

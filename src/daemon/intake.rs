@@ -2,8 +2,6 @@
 //! (so a room's comments keep their order). Each source task holds an [`IntakeSink`], the
 //! [`Sink`] its client hands events to.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -49,9 +47,7 @@ impl Intake {
     }
 
     fn shard(&self, room: &str) -> usize {
-        let mut h = DefaultHasher::new();
-        room.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        (crate::fasthash::key(room) % self.shards.len() as u64) as usize
     }
 
     /// Room for this many comments in all queues together.
@@ -67,12 +63,13 @@ impl Intake {
     /// Queues an event; sheds a neutral comment when its queue is full. A deletion with no
     /// room goes to every worker. Returns false when the workers are gone (shutting down).
     pub async fn push(&self, item: Ingested, scratch: &mut Scratch) -> bool {
-        let room = match &item.event {
-            Event::Comment(c) => Some(c.room.clone()),
-            Event::Delete { room, .. } => room.clone(),
+        // The shard, from the room as borrowed (no copy of it per comment).
+        let shard = match &item.event {
+            Event::Comment(c) => Some(self.shard(&c.room)),
+            Event::Delete { room, .. } => room.as_deref().map(|r| self.shard(r)),
             Event::Ignored(_) => None,
         };
-        let Some(room) = room else {
+        let Some(shard) = shard else {
             if let Event::Delete {
                 room,
                 msg_ids,
@@ -101,7 +98,7 @@ impl Intake {
             }
             return true;
         };
-        let tx = &self.shards[self.shard(&room)];
+        let tx = &self.shards[shard];
         match tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,

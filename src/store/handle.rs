@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use tokio::sync::{broadcast, Notify};
 
 use super::record::HubMsg;
@@ -28,7 +27,7 @@ pub struct Shared {
     /// The last committed (announced) sequence number.
     pub committed: AtomicU64,
     /// Active tickets by (room, user): where the buyer's later comments go.
-    pub open_tickets: DashMap<u64, u64>,
+    pub open_tickets: crate::fasthash::DashMap<u64, u64>,
     /// The fan-out.
     pub tx: broadcast::Sender<Arc<HubMsg>>,
     /// Counters.
@@ -104,7 +103,7 @@ impl Store {
         let (tx, _) = broadcast::channel(fanout_cap.max(1));
         let shared = Arc::new(Shared {
             committed: AtomicU64::new(last),
-            open_tickets: DashMap::new(),
+            open_tickets: Default::default(),
             tx,
             metrics,
             store_failure: Mutex::new(None),

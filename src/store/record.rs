@@ -3,8 +3,6 @@
 //! [`HubMsg`] the writer sends out once a version of it is committed. Bounded by design: a
 //! brigade keeps a sample of users and ids with totals, and a body fits in 16 KB.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -413,9 +411,7 @@ pub fn wire(kind: &str, body: &str) -> String {
 
 /// The key of a (room, user) pair in the open-ticket map.
 pub fn room_user_key(room: &str, user: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    (room, user).hash(&mut h);
-    h.finish()
+    crate::fasthash::key((room, user))
 }
 
 /// An attack alert on message `msg` in `room`, for unit tests here and in the hub.
