@@ -16,6 +16,7 @@
 //! - [`auth`], [`limits`], [`tls`]: who may use the server (tokens, roles, sessions), the
 //!   bounds on what any client or relay can make it hold, HTTPS; [`logsafe`] escapes viewer
 //!   text in logs.
+//! - [`fasthash`]: the hasher of in-process maps and keys on the per-comment path.
 //! - [`fuzzing`]: the fuzz targets' bodies (`fuzz/`, and replayed by `cargo test`).
 //! - [`cli`]: the `classify`, `rules` and `report` commands, over readers and writers so tests
 //!   feed strings.
