@@ -345,8 +345,12 @@ async fn ws_overlay(
             "too many overlay sockets",
         );
     };
-    ws.max_message_size(st.limits.max_ws_message_bytes)
-        .on_upgrade(move |socket| overlay_socket(socket, st, q.room, slot))
+    ws.max_message_size(st.limits.max_ws_message_bytes).on_upgrade({
+        // Subscribed before the handshake answer: a prompt pushed once the client is
+        // connected reaches it (subscribing in the upgraded task raced the first alert).
+        let prompts = st.overlay.subscribe();
+        move |socket| overlay_socket(socket, st, q.room, prompts, slot)
+    })
 }
 
 /// Keeps a served socket honest: pings every third of the idle timeout and says when the
@@ -405,9 +409,14 @@ async fn incoming(
 }
 
 /// Streams the room's prompts; only what the floor manager pushed (or an auto room's invites).
-async fn overlay_socket(socket: WebSocket, st: AppState, room: String, _slot: SocketSlot) {
+async fn overlay_socket(
+    socket: WebSocket,
+    st: AppState,
+    room: String,
+    mut prompts: tokio::sync::broadcast::Receiver<Arc<actions::Prompt>>,
+    _slot: SocketSlot,
+) {
     let (mut tx, mut rx_socket) = socket.split();
-    let mut prompts = st.overlay.subscribe();
     let mut shutdown = st.shutdown.clone();
     let mut live = Liveness::new(Duration::from_millis(st.limits.ws_idle_timeout_ms));
     loop {
