@@ -438,6 +438,13 @@ async fn run_once(plan: Plan) -> Outcome {
             .expect("firehose thread")
     };
 
+    // A fresh database per run, on the real disk (the store is part of the latency); removed
+    // after the run (each holds tens of MB; hundreds filled the disk).
+    let db = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-state")).join(format!(
+        "pipeline-{}-{}.db",
+        std::process::id(),
+        pipeline_now_ns()
+    ));
     let cfg = Config {
         listen: "127.0.0.1:0".into(),
         rules: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))),
@@ -445,15 +452,8 @@ async fn run_once(plan: Plan) -> Outcome {
             &format!("ws://{fire_addr}/"),
             Format::Canonical,
         )],
-        // A fresh database per run, on the real disk (the store is part of the latency).
         store: liveguard::store::StoreConfig {
-            path: Some(
-                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-state")).join(format!(
-                    "pipeline-{}-{}.db",
-                    std::process::id(),
-                    pipeline_now_ns()
-                )),
-            ),
+            path: Some(db.clone()),
             ..liveguard::store::StoreConfig::default()
         },
         ..Config::default()
@@ -513,6 +513,9 @@ async fn run_once(plan: Plan) -> Outcome {
     let seen = subscriber.join().expect("subscriber thread");
     daemon.stop(Duration::from_secs(2)).await;
     sender.join().expect("firehose thread");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
     // PIPELINE_BENCH_DUMP=DIR: one file per rate of "sent_ms latency_ms" lines, to look for
     // patterns over time.
     if let Some(dir) = std::env::var_os("PIPELINE_BENCH_DUMP") {

@@ -22,6 +22,10 @@ use liveguard::store::{self, StoreConfig};
 use liveguard::taxonomy::Class;
 use liveguard::tickets::{Deadlines, Ticket, TicketConfig};
 
+// The daemon binary's allocator (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `n` alerts made the way the daemon makes them, from the simulator's live mix.
 fn alerts(n: usize) -> Vec<Alert> {
     liveguard::normalize::warm_up();

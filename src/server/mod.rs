@@ -28,7 +28,7 @@ use axum::routing::{get, MethodRouter};
 use axum::{Extension, Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 pub mod actions;
 pub mod guard;
@@ -360,8 +360,12 @@ async fn ws_overlay(
             "too many overlay sockets",
         );
     };
-    ws.max_message_size(st.limits.max_ws_message_bytes)
-        .on_upgrade(move |socket| overlay_socket(socket, st, q.room, slot))
+    ws.max_message_size(st.limits.max_ws_message_bytes).on_upgrade({
+        // Subscribed before the handshake answer: a prompt pushed once the client is
+        // connected reaches it (subscribing in the upgraded task raced the first alert).
+        let prompts = st.overlay.subscribe();
+        move |socket| overlay_socket(socket, st, q.room, prompts, slot)
+    })
 }
 
 /// Keeps a served socket honest: pings every third of the idle timeout and says when the
@@ -420,9 +424,14 @@ async fn incoming(
 }
 
 /// Streams the room's prompts; only what the floor manager pushed (or an auto room's invites).
-async fn overlay_socket(socket: WebSocket, st: AppState, room: String, _slot: SocketSlot) {
+async fn overlay_socket(
+    socket: WebSocket,
+    st: AppState,
+    room: String,
+    mut prompts: tokio::sync::broadcast::Receiver<Arc<actions::Prompt>>,
+    _slot: SocketSlot,
+) {
     let (mut tx, mut rx_socket) = socket.split();
-    let mut prompts = st.overlay.subscribe();
     let mut shutdown = st.shutdown.clone();
     let mut live = Liveness::new(Duration::from_millis(st.limits.ws_idle_timeout_ms));
     loop {
@@ -611,6 +620,22 @@ async fn ws_alerts(
         .on_upgrade(move |socket| subscriber(socket, st, q, slot))
 }
 
+/// At most this many alert messages are written before one flush.
+const SEND_BATCH: usize = 256;
+
+/// Tells a subscriber it missed `n` messages and where to resync from; false when the socket
+/// failed.
+async fn lagged(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    st: &AppState,
+    n: u64,
+    last: u64,
+) -> bool {
+    st.metrics.subscriber_missed.inc_by(n);
+    let note = serde_json::json!({ "type": "lagged", "missed": n, "resync_since": last }).to_string();
+    send(tx, note).await
+}
+
 /// Sends one text message; false when the socket failed or did not take it in time.
 async fn send(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, text: String) -> bool {
     matches!(
@@ -676,22 +701,41 @@ async fn subscriber(socket: WebSocket, st: AppState, q: AlertQuery, _slot: Socke
             }
             msg = live.recv() => match msg {
                 Ok(m) => {
-                    if room.is_some_and(|r| r != &*m.room) || (m.kind == MsgKind::Alert && m.seq <= last) {
-                        continue;
+                    // What is already waiting goes out with it under one flush: one write and
+                    // one wake of the client per burst, not per message.
+                    let (mut next, mut fed, mut lag) = (Some(m), 0, None);
+                    let mut ok = true;
+                    while let Some(m) = next.take() {
+                        let skip = room.is_some_and(|r| r != &*m.room) || (m.kind == MsgKind::Alert && m.seq <= last);
+                        if !skip {
+                            if m.kind == MsgKind::Alert {
+                                last = m.seq;
+                            }
+                            let text = Message::Text(m.json.to_string().into());
+                            ok = matches!(tokio::time::timeout(SEND_TIMEOUT, tx.feed(text)).await, Ok(Ok(())));
+                            fed += 1;
+                        }
+                        if !ok || fed >= SEND_BATCH {
+                            break;
+                        }
+                        match live.try_recv() {
+                            Ok(m) => next = Some(m),
+                            Err(TryRecvError::Lagged(n)) => lag = Some(n),
+                            Err(_) => {}
+                        }
                     }
-                    if m.kind == MsgKind::Alert {
-                        last = m.seq;
+                    ok = ok && matches!(tokio::time::timeout(SEND_TIMEOUT, tx.flush()).await, Ok(Ok(())));
+                    if let (true, Some(n)) = (ok, lag) {
+                        ok = lagged(&mut tx, &st, n, last).await;
                     }
-                    if !send(&mut tx, m.json.to_string()).await {
+                    if !ok {
                         st.metrics.subscriber_dropped.inc();
                         tracing::info!("alert subscriber not reading; disconnected");
                         break;
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    st.metrics.subscriber_missed.inc_by(n);
-                    let note = serde_json::json!({ "type": "lagged", "missed": n, "resync_since": last }).to_string();
-                    if !send(&mut tx, note).await {
+                    if !lagged(&mut tx, &st, n, last).await {
                         st.metrics.subscriber_dropped.inc();
                         break;
                     }

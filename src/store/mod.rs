@@ -584,9 +584,6 @@ pub fn spawn_checkpointer(
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 let now = commits();
-                if std::env::var_os("LG_NOCKPT").is_some() {
-                    continue;
-                }
                 if now != seen {
                     seen = now;
                     truncated = false;
