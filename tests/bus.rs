@@ -33,6 +33,15 @@ fn bus(nats: &Nats) -> BusConfig {
     }
 }
 
+/// A nats-server, a test firehose and one bridge reading it, connected.
+async fn bridged() -> (Nats, Firehose, Bridge) {
+    let nats = Nats::start();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let b = start_bridge(&nats, &fh).await;
+    fh.connected().await;
+    (nats, fh, b)
+}
+
 async fn start_bridge(nats: &Nats, fh: &Firehose) -> Bridge {
     let mut source = SourceConfig::new(&fh.url(), Format::Canonical);
     source.backoff_base_ms = 20;
@@ -88,10 +97,7 @@ async fn complaints(addrs: &[SocketAddr]) -> HashMap<(String, String), usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_nothing() {
     use crate::util::live::{get_status, metric};
-    let nats = Nats::start();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let b1 = start_bridge(&nats, &fh).await;
-    fh.connected().await;
+    let (nats, mut fh, b1) = bridged().await;
     // The second bridge is the real binary, as ops run it.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"));
     cmd.args([
@@ -156,10 +162,7 @@ async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_half_the_partitions_each_raise_every_complaint_once_through_two_bridges() {
-    let nats = Nats::start();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let b = start_bridge(&nats, &fh).await;
-    fh.connected().await;
+    let (nats, mut fh, b) = bridged().await;
     // A second bridge on the same source: its copies add no alert.
     let b2 = start_bridge(&nats, &fh).await;
     fh.connected().await;
@@ -237,10 +240,7 @@ fn spawn_instance(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_an_instance_and_a_replacement_lose_no_alert_repeat_none_and_remind_on_time() {
     const H: u64 = 3_600_000;
-    let nats = Nats::start();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let b = start_bridge(&nats, &fh).await;
-    fh.connected().await;
+    let (nats, fh, b) = bridged().await;
     let (mut doomed, doomed_addr) = spawn_instance(&nats, "0-1", &crate::util::state_dir());
     let survivor = liveguard::daemon::start(instance(&nats, "2-3"))
         .await
@@ -421,10 +421,7 @@ async fn killing_and_restarting_nats_server_mid_stream_loses_and_repeats_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_gateway_shows_every_room_and_its_actions_are_applied_by_the_owner() {
-    let nats = Nats::start();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let b = start_bridge(&nats, &fh).await;
-    fh.connected().await;
+    let (nats, fh, b) = bridged().await;
     let d1 = liveguard::daemon::start(instance(&nats, "0-1"))
         .await
         .expect("instance 1 starts");

@@ -229,11 +229,9 @@ impl Partition {
                 Ok(m) => m.ready_chunks(self.settings.batch.max(1)),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot consume; retrying");
-                    tokio::select! {
-                        _ = shutdown.wait() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !super::back_off(&mut backoff, &mut shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };

@@ -105,11 +105,9 @@ pub fn spawn(
                 Ok(m) => m.ready_chunks(256),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot mirror; retrying");
-                    tokio::select! {
-                        _ = shutdown.wait() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !super::back_off(&mut backoff, &mut shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };

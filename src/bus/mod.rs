@@ -24,6 +24,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Waits out `backoff` after a failed attempt and doubles it (at most 5 s); false when
+/// shutdown came first.
+pub async fn back_off(backoff: &mut Duration, shutdown: &mut crate::shutdown::Shutdown) -> bool {
+    tokio::select! {
+        _ = shutdown.wait() => return false,
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    true
+}
+
 /// Subject prefix of the comment stream.
 pub const COMMENTS: &str = "liveguard.comments";
 /// Subject prefix of the alert stream.
