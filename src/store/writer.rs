@@ -748,11 +748,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn versions_of_one_alert_in_a_batch_are_written_once_with_every_row() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = super::super::open_writer(&dir.path().join("w.db"), super::super::Durability::Normal)
-            .expect("opens");
+    /// A defect complaint in room `r` (sequence number 0).
+    fn complaint() -> Alert {
         let v = Verdict {
             class: Class::Complaint,
             topic: Some(Topic::Defect),
@@ -764,7 +761,15 @@ mod tests {
             purchase: true,
             source: Default::default(),
         };
-        let mut a = Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1);
+        Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1)
+    }
+
+    #[test]
+    fn versions_of_one_alert_in_a_batch_are_written_once_with_every_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = super::super::open_writer(&dir.path().join("w.db"), super::super::Durability::Normal)
+            .expect("opens");
+        let mut a = complaint();
         a.seq = 7;
         let v1 = Arc::new(a.clone());
         a.version = 2;
@@ -807,18 +812,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = super::super::open_writer(&dir.path().join("w.db"), super::super::Durability::Normal)
             .expect("opens");
-        let v = Verdict {
-            class: Class::Complaint,
-            topic: Some(Topic::Defect),
-            score: 0.9,
-            evidence: vec![],
-            action: Action::InviteCostream,
-            script: None,
-            lang: Lang::Zh,
-            purchase: true,
-            source: Default::default(),
-        };
-        let mut a = Alert::new(AlertKind::Comment, "r".into(), User::default(), "t".into(), v, 1);
+        let mut a = complaint();
         a.seq = 3;
         a.ticket = Some(crate::tickets::Ticket::open(
             1,
