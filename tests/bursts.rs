@@ -73,6 +73,33 @@ async fn listen(
     h
 }
 
+/// Sends `N` frames made by `frame(i)`, listens until one alert counts all of them, and says
+/// what the burst (`name`) cost: what the subscriber heard, and the daemon's peak RSS.
+async fn burst(
+    name: &str,
+    fh: &Firehose,
+    sub: &mut Subscriber,
+    pid: u32,
+    frame: impl Fn(usize) -> String,
+) -> (Heard, usize) {
+    for i in 0..N {
+        fh.send(frame(i));
+    }
+    let heard = listen(sub, HashMap::new(), |l| {
+        l.values().any(|a| a["count"] == N as u64)
+    })
+    .await;
+    let rss = peak_rss(pid);
+    eprintln!(
+        "{name}: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
+        rss / MB,
+        heard.messages,
+        heard.bytes,
+        heard.largest
+    );
+    (heard, rss)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
     let state = state_dir();
@@ -80,21 +107,10 @@ async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
     let (mut child, addr) = spawn_daemon(&fh.url(), &state);
     fh.connected().await;
     let mut sub = Subscriber::connect(addr, "").await;
-    for i in 0..N {
-        fh.send(canonical("r1", &format!("b{i}"), &format!("u{i}"), ATTACK));
-    }
-    let heard = listen(&mut sub, HashMap::new(), |l| {
-        l.values().any(|a| a["count"] == N as u64)
+    let (heard, rss) = burst("brigade", &fh, &mut sub, child.id(), |i| {
+        canonical("r1", &format!("b{i}"), &format!("u{i}"), ATTACK)
     })
     .await;
-    let rss = peak_rss(child.id());
-    eprintln!(
-        "brigade: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
-        rss / MB,
-        heard.messages,
-        heard.bytes,
-        heard.largest
-    );
     assert_eq!(heard.alerts.len(), 1, "one alert: {:?}", heard.alerts);
     let a = &heard.latest[&heard.alerts[0]];
     assert_eq!(a["kind"], "brigade");
@@ -151,21 +167,10 @@ async fn a_user_repeating_a_complaint_20000_times_stays_in_bounded_memory() {
     let (mut child, addr) = spawn_daemon(&fh.url(), &state);
     fh.connected().await;
     let mut sub = Subscriber::connect(addr, "").await;
-    for i in 0..N {
-        fh.send(canonical("r2", &format!("c{i}"), "buyer", COMPLAINT));
-    }
-    let heard = listen(&mut sub, HashMap::new(), |l| {
-        l.values().any(|a| a["count"] == N as u64)
+    let (heard, rss) = burst("repeater", &fh, &mut sub, child.id(), |i| {
+        canonical("r2", &format!("c{i}"), "buyer", COMPLAINT)
     })
     .await;
-    let rss = peak_rss(child.id());
-    eprintln!(
-        "repeater: peak RSS {} MB, {} messages, {} bytes to the subscriber, largest {} bytes",
-        rss / MB,
-        heard.messages,
-        heard.bytes,
-        heard.largest
-    );
     let a = heard
         .latest
         .values()

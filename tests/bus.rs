@@ -94,6 +94,17 @@ async fn complaints(addrs: &[SocketAddr]) -> HashMap<(String, String), usize> {
     seen
 }
 
+/// [`complaints`] once 600 are served (within 60 s, `what` naming the wait) and the ack wait
+/// (3 s) has passed, so any redelivery would have shown as a duplicate.
+async fn settled_complaints(addrs: &[SocketAddr], what: &str) -> HashMap<(String, String), usize> {
+    wait_until(what, Duration::from_secs(60), || async {
+        complaints(addrs).await.len() >= 600
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    complaints(addrs).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_publishes_200_rooms_by_partition_and_a_second_bridge_adds_nothing() {
     use crate::util::live::{get_status, metric};
@@ -277,15 +288,12 @@ async fn kill_9_of_an_instance_and_a_replacement_lose_no_alert_repeat_none_and_r
         .await
         .expect("the replacement starts");
     let addrs = [survivor.addr, replacement.addr];
-    wait_until(
+    // Redeliveries of what the dead instance had not acked are over after the ack wait.
+    let seen = settled_complaints(
+        &addrs,
         "600 complaints served by the survivor and the replacement",
-        Duration::from_secs(60),
-        || async move { complaints(&addrs).await.len() >= 600 },
     )
     .await;
-    // Redeliveries of what the dead instance had not acked are over by now (ack wait 3 s).
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let seen = complaints(&addrs).await;
     for w in &want {
         assert_eq!(seen.get(w), Some(&1), "{w:?} exactly once after the kill");
     }
@@ -394,15 +402,8 @@ async fn killing_and_restarting_nats_server_mid_stream_loses_and_repeats_nothing
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.restart();
     send(400, 600);
-    wait_until(
-        "600 complaints after the server came back",
-        Duration::from_secs(60),
-        || async move { complaints(&addrs).await.len() >= 600 },
-    )
-    .await;
-    // Acks lost in the outage come back as redeliveries within the ack wait (3 s).
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let seen = complaints(&addrs).await;
+    // Acks lost in the outage come back as redeliveries within the ack wait.
+    let seen = settled_complaints(&addrs, "600 complaints after the server came back").await;
     for i in 0..600 {
         let w = (room(i % 200), format!("c{i}"));
         assert_eq!(seen.get(&w), Some(&1), "{w:?} exactly once across the outage");
