@@ -279,55 +279,39 @@ pub fn write_alert(
     body: &str,
     prev: Option<&Alert>,
 ) -> Result<(), StoreError> {
+    // One parameter list, numbered as the INSERT's columns, serves both statements.
+    let write = |sql: &str| -> Result<usize, rusqlite::Error> {
+        tx.prepare_cached(sql)?.execute(params![
+            a.seq as i64,
+            a.room,
+            a.kind.as_str(),
+            a.verdict.class.as_str(),
+            a.verdict.topic.map(|t| t.as_str()),
+            a.user.id,
+            a.product,
+            a.status.as_str(),
+            i64::from(a.users_total).max(a.users.len() as i64),
+            i64::from(a.count),
+            a.backlog,
+            a.retracted,
+            a.classified_ms as i64,
+            a.updated_ms as i64,
+            body,
+        ])
+    };
     // An UPDATE that leaves room and created_ms alone touches no index; INSERT OR REPLACE
     // deleted and re-inserted the row and both index entries on every change.
     let in_place = prev.is_some_and(|p| p.room == a.room && p.classified_ms == a.classified_ms)
-        && tx
-            .prepare_cached(
-                "UPDATE alerts SET kind = ?2, class = ?3, topic = ?4, user_id = ?5, product = ?6, status = ?7, \
-                 users = ?8, count = ?9, backlog = ?10, retracted = ?11, updated_ms = ?12, body = ?13 WHERE seq = ?1",
-            )?
-            .execute(params![
-                a.seq as i64,
-                a.kind.as_str(),
-                a.verdict.class.as_str(),
-                a.verdict.topic.map(|t| t.as_str()),
-                a.user.id,
-                a.product,
-                a.status.as_str(),
-                i64::from(a.users_total).max(a.users.len() as i64),
-                i64::from(a.count),
-                a.backlog,
-                a.retracted,
-                a.updated_ms as i64,
-                body,
-            ])?
-            == 1;
+        && write(
+            "UPDATE alerts SET kind = ?3, class = ?4, topic = ?5, user_id = ?6, product = ?7, status = ?8, \
+             users = ?9, count = ?10, backlog = ?11, retracted = ?12, updated_ms = ?14, body = ?15 WHERE seq = ?1",
+        )? == 1;
     if !in_place {
         // A plain INSERT: OR REPLACE made SQLite keep a statement journal for every new alert.
         // A seq already stored (never expected) is replaced rather than failing the batch.
-        let insert = |sql: &str| -> Result<usize, rusqlite::Error> {
-            tx.prepare_cached(sql)?.execute(params![
-                a.seq as i64,
-                a.room,
-                a.kind.as_str(),
-                a.verdict.class.as_str(),
-                a.verdict.topic.map(|t| t.as_str()),
-                a.user.id,
-                a.product,
-                a.status.as_str(),
-                i64::from(a.users_total).max(a.users.len() as i64),
-                i64::from(a.count),
-                a.backlog,
-                a.retracted,
-                a.classified_ms as i64,
-                a.updated_ms as i64,
-                body,
-            ])
-        };
-        match insert(concat!("INSERT", insert_alert_sql!())) {
+        match write(concat!("INSERT", insert_alert_sql!())) {
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                insert(concat!("INSERT OR REPLACE", insert_alert_sql!()))?;
+                write(concat!("INSERT OR REPLACE", insert_alert_sql!()))?;
             }
             r => {
                 r?;
