@@ -115,16 +115,23 @@ pub(crate) async fn eventually(
 }
 
 /// A real mouse click (input events, not `element.click()`); the page comes to the front
-/// first, since a background tab does not process input.
+/// first, since a background tab does not process input. A list that re-renders between
+/// finding the node and clicking it replaces the node, so the click is retried on a fresh
+/// find (bounded by [`WAIT`]), as a person would click again.
 pub(crate) async fn click(page: &Page, selector: &str) {
     page.bring_to_front().await.expect("bring to front");
-    let el = page
-        .find_element(selector)
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"));
-    el.click()
-        .await
-        .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let tried = match page.find_element(selector).await {
+            Ok(el) => el.click().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match tried {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("click {selector}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Evaluates `js` once.
