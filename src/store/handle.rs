@@ -120,7 +120,12 @@ impl Store {
             })?;
         let stop_checkpoints = Arc::new(AtomicBool::new(false));
         let commits = shared.metrics.store_commits.clone();
-        let checkpointer = super::spawn_checkpointer(&path, stop_checkpoints.clone(), move || commits.get())?;
+        let checkpointer = super::spawn_checkpointer(
+            &path,
+            super::WAL_RESTART_BYTES,
+            stop_checkpoints.clone(),
+            move || commits.get(),
+        )?;
         tracing::info!(path = %path.display(), last_seq = last, "state database open");
         Ok(Self {
             path,
