@@ -245,7 +245,15 @@ pub async fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Result<Daem
                     _ = shutdown.wait() => break,
                     _ = tick.tick() => {
                         let now = clock.now_ms();
-                        router.sweep(now);
+                        // Walks every tracked user and room (milliseconds at 200,000
+                        // users): on a blocking thread, not one the workers need.
+                        let swept = tokio::task::spawn_blocking({
+                            let router = router.clone();
+                            move || router.sweep(now)
+                        });
+                        if let Err(e) = swept.await {
+                            tracing::error!(error = %e, "the sweep panicked");
+                        }
                         if tick_tickets {
                             router.hub.tick(now);
                         }
