@@ -115,6 +115,8 @@ struct Outcome {
     /// The store's writer and WAL checkpointer threads (% of one core).
     cpu_store: f64,
     cpu_checkpoint: f64,
+    /// The largest the WAL file grew during the run, MiB (sampled every 20 ms).
+    wal_max_mib: f64,
     /// CPU used by other processes on the machine meanwhile (% of one core).
     cpu_others: f64,
 }
@@ -390,10 +392,11 @@ fn print_row(o: &Outcome) {
     ));
     let threads: Vec<String> = o.cpu_daemon_threads.iter().map(|p| format!("{p:.0}")).collect();
     notes.push(format!(
-        "daemon threads CPU % {}; store writer {:.0}%, checkpointer {:.0}%; frames generated beforehand in {:.1} s",
+        "daemon threads CPU % {}; store writer {:.0}%, checkpointer {:.0}%; WAL at most {:.0} MiB; frames generated beforehand in {:.1} s",
         threads.join("/"),
         o.cpu_store,
         o.cpu_checkpoint,
+        o.wal_max_mib,
         o.gen_secs
     ));
     eprintln!("    {} k/s: {}", o.plan.rate / 1000, notes.join("; "));
@@ -412,6 +415,7 @@ async fn run_once(plan: Plan) -> Outcome {
     // stamps[seq]: when the frame with generator sequence `seq` was written (ns after base, +1).
     let stamps: Arc<Vec<AtomicU64>> = Arc::new((0..=total).map(|_| AtomicU64::new(0)).collect());
     let base = Instant::now();
+    let base_epoch_ms = now_ms();
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind firehose");
     let fire_addr = listener.local_addr().expect("firehose addr");
@@ -460,6 +464,18 @@ async fn run_once(plan: Plan) -> Outcome {
     };
     let daemon = liveguard::daemon::start(cfg).await.expect("daemon starts");
     let addr = daemon.addr;
+    let wal_watch = Arc::new(AtomicU64::new(0));
+    let wal_watcher = {
+        let (wal, stop) = (PathBuf::from(format!("{}-wal", db.display())), wal_watch.clone());
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while stop.load(Ordering::Relaxed) == 0 {
+                max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            max
+        })
+    };
     tokio::time::timeout(Duration::from_secs(10), connected_rx)
         .await
         .expect("the daemon connects to the firehose in time")
@@ -511,18 +527,27 @@ async fn run_once(plan: Plan) -> Outcome {
     last = counters(addr).await;
     let _ = stop_tx.send(());
     let seen = subscriber.join().expect("subscriber thread");
+    wal_watch.store(1, Ordering::Relaxed);
+    let wal_max = wal_watcher.join().expect("WAL watcher");
     daemon.stop(Duration::from_secs(2)).await;
     sender.join().expect("firehose thread");
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
     }
-    // PIPELINE_BENCH_DUMP=DIR: one file per rate of "sent_ms latency_ms" lines, to look for
+    // PIPELINE_BENCH_DUMP=DIR: one file per rate of "sent_ms latency_ms" lines (sent as Unix
+    // ms, to line up with the daemon's logs), to look for
     // patterns over time.
     if let Some(dir) = std::env::var_os("PIPELINE_BENCH_DUMP") {
         let text: String = seen
             .socket
             .iter()
-            .map(|(sent, lat)| format!("{:.3} {:.3}\n", *sent as f64 / 1e6, *lat as f64 / 1e6))
+            .map(|(sent, lat)| {
+                format!(
+                    "{:.3} {:.3}\n",
+                    base_epoch_ms as f64 + *sent as f64 / 1e6,
+                    *lat as f64 / 1e6
+                )
+            })
             .collect();
         let path = PathBuf::from(dir).join(format!("latency-{}.txt", plan.rate));
         std::fs::write(&path, text).expect("write the latency dump");
@@ -566,6 +591,7 @@ async fn run_once(plan: Plan) -> Outcome {
         cpu_sender: cpu("firehose"),
         cpu_store: cpu("liveguard-store"),
         cpu_checkpoint: cpu("liveguard-check"),
+        wal_max_mib: wal_max as f64 / 1_048_576.0,
         cpu_subscriber: cpu("subscriber"),
         cpu_others: (sys1.saturating_sub(sys0) as f64 - proc1.saturating_sub(proc0) as f64).max(0.0)
             / clock_ticks()
