@@ -36,6 +36,9 @@ pub struct Shared {
     pub store_failure: Mutex<Option<StoreFailure>>,
     /// Woken whenever the writer takes changes off its queue.
     pub space: Notify,
+    /// Set by the checkpointer when the WAL should start over; the writer does it between
+    /// two commits ([`super::restart_wal`]).
+    pub restart_wal: Arc<AtomicBool>,
 }
 
 /// Why a change was not queued for a caller that must not wait.
@@ -108,6 +111,7 @@ impl Store {
             metrics,
             store_failure: Mutex::new(None),
             space: Notify::new(),
+            restart_wal: Arc::new(AtomicBool::new(false)),
         });
         let (cmd_tx, cmd_rx) = mpsc::sync_channel(cfg.queue.max(1));
         let writer = Writer::new(conn, shared.clone(), tickets, cfg)?;
@@ -124,6 +128,7 @@ impl Store {
             &path,
             super::WAL_RESTART_BYTES,
             stop_checkpoints.clone(),
+            shared.restart_wal.clone(),
             move || commits.get(),
         )?;
         tracing::info!(path = %path.display(), last_seq = last, "state database open");

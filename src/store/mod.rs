@@ -178,13 +178,9 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, St
         .map_err(|e| classify_err(path, e))?;
     conn.pragma_update(None, "synchronous", sync)
         .map_err(|e| classify_err(path, e))?;
-    // Only a checkpoint that starts the WAL over holds the writer back, for about a
-    // millisecond; SQLite's own busy timeout would sleep 1, 2, 5, 10 ms between tries.
-    conn.busy_handler(Some(|tries: i32| {
-        std::thread::sleep(BUSY_NAP);
-        tries < WRITER_BUSY_TRIES
-    }))
-    .map_err(|e| classify_err(path, e))?;
+    // SQLite's own busy timeout sleeps 1, 2, 5, 10 ms between tries.
+    conn.busy_handler(Some(writer_busy))
+        .map_err(|e| classify_err(path, e))?;
     // Checkpoints (which fsync) run on their own thread, see `spawn_checkpointer`: done at
     // commit time they stalled the writer, and every alert behind it, for milliseconds.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
@@ -557,9 +553,11 @@ const BUSY_NAP: std::time::Duration = std::time::Duration::from_micros(50);
 /// The writer waits up to 5 s for a lock (as SQLite's busy timeout did).
 const WRITER_BUSY_TRIES: i32 = 100_000;
 
-/// The checkpointer gives up a blocking pass after about 5 ms (it tries again next tick)
-/// rather than hold the writer back behind a long read.
-const CHECKPOINT_BUSY_TRIES: i32 = 100;
+/// The writer's busy handler: short naps.
+fn writer_busy(tries: i32) -> bool {
+    std::thread::sleep(BUSY_NAP);
+    tries < WRITER_BUSY_TRIES
+}
 
 /// The writer's page cache, KiB (recent alerts' pages, the indexes' hot leaves).
 pub const WRITER_CACHE_KIB: i64 = 8 * 1024;
@@ -576,29 +574,58 @@ struct Pass {
     busy: bool,
 }
 
+/// Runs one `wal_checkpoint(mode)` pass on `conn`.
+fn checkpoint(conn: &Connection, mode: &str) -> Result<Pass, rusqlite::Error> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok(Pass {
+            busy: r.get::<_, i64>(0)? != 0,
+            log: r.get::<_, i64>(1)?,
+        })
+    })
+}
+
+/// The writer's part of keeping the WAL bounded, between two of its commits, when the
+/// checkpointer asked for it: a RESTART pass copies the last few frames (the checkpointer's
+/// passes copied the rest) and makes the next commit write the WAL from its beginning.
+/// Never waits for a lock: a checkpointer pass or a reader in the way means not this time.
+/// Returns whether the WAL will start over.
+pub fn restart_wal(conn: &mut Connection) -> bool {
+    let _ = conn.busy_handler(None::<fn(i32) -> bool>);
+    let pass = checkpoint(conn, "RESTART");
+    if let Err(e) = conn.busy_handler(Some(writer_busy)) {
+        tracing::warn!(error = %e, "cannot set the writer's busy handler back");
+    }
+    match pass {
+        Ok(p) => !p.busy,
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "WAL restart failed");
+            false
+        }
+    }
+}
+
 /// Starts the thread that checkpoints the WAL beside the writer until `stop` is set, then
 /// truncates the WAL once. While commits come (`commits` counts them) it checkpoints PASSIVE
 /// (never blocking the writer), a few passes back to back, each copying what came during
 /// the last. A PASSIVE pass never finds the WAL empty while commits keep coming, so SQLite
 /// never starts it over and it would grow without end (220 MB in 2.5 s at 100k comments/s):
-/// once it holds more than `restart_bytes`, one RESTART pass holds the writer back while it
-/// copies the last few frames (about a millisecond), and the next commit writes the WAL from
-/// its beginning, over blocks the file already has. After [`QUIET_BEFORE_TRUNCATE`] with no
-/// commit it checkpoints TRUNCATE once, so a burst's WAL does not stay on disk until
-/// shutdown. (At the lowest CPU priority the RESTART pass, which the writer waits on, was
-/// itself kept waiting: it runs at normal priority.)
+/// once it holds more than `restart_bytes`, it sets `restart_due`, and the writer calls
+/// [`restart_wal`] between two commits. After [`QUIET_BEFORE_TRUNCATE`] with no commit it
+/// checkpoints TRUNCATE once, so a burst's WAL does not stay on disk until shutdown. (At the
+/// lowest CPU priority its passes were slower and the tail worse: the writer's appends wait
+/// on WAL pages the pass's `fsync` holds.)
 pub fn spawn_checkpointer(
     path: &Path,
     restart_bytes: i64,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    restart_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
     commits: impl Fn() -> u64 + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let mut conn = Connection::open(path).map_err(|e| classify_err(path, e))?;
-    conn.busy_handler(Some(|tries: i32| {
-        std::thread::sleep(BUSY_NAP);
-        tries < CHECKPOINT_BUSY_TRIES
-    }))
-    .map_err(|e| classify_err(path, e))?;
+    let conn = Connection::open(path).map_err(|e| classify_err(path, e))?;
+    // Only TRUNCATE waits (once nothing is written): a second at most.
+    conn.busy_timeout(std::time::Duration::from_secs(1))
+        .map_err(|e| classify_err(path, e))?;
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(|e| classify_err(path, e))?;
     let page: i64 = conn
@@ -610,14 +637,9 @@ pub fn spawn_checkpointer(
         .name("liveguard-checkpoint".into())
         .spawn(move || {
             let run = |mode: &str| {
-                conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-                    Ok(Pass {
-                        busy: r.get::<_, i64>(0)? != 0,
-                        log: r.get::<_, i64>(1)?,
-                    })
-                })
-                .map_err(|e| tracing::warn!(path = %shown, error = %e, "WAL checkpoint failed"))
-                .ok()
+                checkpoint(&conn, mode)
+                    .map_err(|e| tracing::warn!(path = %shown, error = %e, "WAL checkpoint failed"))
+                    .ok()
             };
             let mut seen = commits();
             let mut last_commit = std::time::Instant::now();
@@ -639,20 +661,14 @@ pub fn spawn_checkpointer(
                         }
                     }
                     if last.is_some_and(|l| l.log > restart_frames) {
-                        let _ = run("RESTART");
+                        restart_due.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
                 } else if !truncated && last_commit.elapsed() >= QUIET_BEFORE_TRUNCATE {
                     // A reader in the way: try again next tick.
                     truncated = run("TRUNCATE").is_some_and(|p| !p.busy);
                 }
             }
-            // At shutdown a reader may still be finishing: a few tries, then leave it.
-            for _ in 0..20 {
-                if run("TRUNCATE").is_none_or(|p| !p.busy) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
+            let _ = run("TRUNCATE");
         })
         .map_err(|e| open_err(path, format!("cannot start the checkpoint thread: {e}")))
 }
@@ -675,7 +691,8 @@ mod tests {
         let mut conn = open_writer(&path, Durability::Normal).expect("opens");
         let commits = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let checkpointer = spawn_checkpointer(&path, RESTART, stop.clone(), {
+        let restart_due = Arc::new(AtomicBool::new(false));
+        let checkpointer = spawn_checkpointer(&path, RESTART, stop.clone(), restart_due.clone(), {
             let commits = commits.clone();
             move || commits.load(Ordering::SeqCst)
         })
@@ -695,8 +712,10 @@ mod tests {
             }
             tx.commit().expect("commits");
             commits.fetch_add(1, Ordering::SeqCst);
-            // As the writer does between batches (its group-commit window).
-            std::thread::sleep(writer::GROUP_COMMIT_WINDOW);
+            // As the writer does between commits.
+            if restart_due.swap(false, Ordering::SeqCst) {
+                restart_wal(&mut conn);
+            }
             written += 64 * 1024;
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             assert!(

@@ -22,6 +22,9 @@ use crate::tickets::{Reminder, Stage, TicketConfig};
 /// How long the writer gathers changes before a commit (bounds the latency it adds).
 pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
+/// A batch this large is committed without waiting out the window.
+pub const GROUP_ENOUGH: usize = 16;
+
 /// Updates to one alert go out at most this often: a brigade changes its alert thousands of
 /// times a second, and each subscriber needs only the latest version. The first update after
 /// a quiet spell goes out at once; the latest of those that follow waits for the next slot,
@@ -255,16 +258,32 @@ impl Writer {
             // not parked on the channel: a sender then has no one to wake (a futex call on
             // both sides per change, at 10,000 changes a second).
             let mut batch = vec![first];
-            std::thread::sleep(GROUP_COMMIT_WINDOW);
-            while batch.len() < self.batch_max {
-                match rx.try_recv() {
-                    Ok(c) => batch.push(c),
-                    Err(_) => break,
+            let take = |batch: &mut Vec<Cmd>| {
+                while batch.len() < self.batch_max {
+                    match rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
                 }
+            };
+            // Under load the last commit's duration already gathered a batch: commit it at
+            // once (sleeping on top of it only made every batch wait longer).
+            take(&mut batch);
+            if batch.len() < GROUP_ENOUGH {
+                std::thread::sleep(GROUP_COMMIT_WINDOW);
+                take(&mut batch);
             }
             // Room in the queue: wake whoever waits to hand over more (see `Store::drain`).
             self.shared.space.notify_waiters();
             self.process(batch);
+            // After the batch went out: its alerts do not wait on the restart.
+            if self
+                .shared
+                .restart_wal
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                super::restart_wal(&mut self.conn);
+            }
         }
         self.send_pending();
         tracing::debug!("store writer drained");
