@@ -587,21 +587,19 @@ fn checkpoint(conn: &Connection, mode: &str) -> Result<Pass, rusqlite::Error> {
 /// The writer's part of keeping the WAL bounded, between two of its commits, when the
 /// checkpointer asked for it: a RESTART pass copies the last few frames (the checkpointer's
 /// passes copied the rest) and makes the next commit write the WAL from its beginning.
-/// Never waits for a lock: a checkpointer pass or a reader in the way means not this time.
-/// Returns whether the WAL will start over.
-pub fn restart_wal(conn: &mut Connection) -> bool {
+/// Never waits for a lock: a checkpointer pass or a reader in the way means not this time
+/// (the checkpointer asks again while the WAL stays large).
+pub fn restart_wal(conn: &mut Connection) {
     let _ = conn.busy_handler(None::<fn(i32) -> bool>);
     let pass = checkpoint(conn, "RESTART");
     if let Err(e) = conn.busy_handler(Some(writer_busy)) {
         tracing::warn!(error = %e, "cannot set the writer's busy handler back");
     }
     match pass {
-        Ok(p) => !p.busy,
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
-        Err(e) => {
+        Err(e) if e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) => {
             tracing::warn!(error = %e, "WAL restart failed");
-            false
         }
+        _ => {}
     }
 }
 
