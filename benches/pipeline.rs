@@ -531,8 +531,11 @@ async fn run_once(plan: Plan) -> Outcome {
     let wal_max = wal_watcher.join().expect("WAL watcher");
     daemon.stop(Duration::from_secs(2)).await;
     sender.join().expect("firehose thread");
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    // PIPELINE_BENCH_KEEP_DB=1 keeps the run's database (to look at what was written).
+    if std::env::var_os("PIPELINE_BENCH_KEEP_DB").is_none() {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
     }
     // PIPELINE_BENCH_DUMP=DIR: one file per rate of "sent_ms latency_ms" lines (sent as Unix
     // ms, to line up with the daemon's logs), to look for

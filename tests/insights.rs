@@ -155,7 +155,12 @@ fn fixture_db_at(path: PathBuf) -> PathBuf {
             liveguard::store::writer::Write::new(Arc::new(a), body, None)
         })
         .collect();
-    liveguard::store::writer::write_batch(&mut conn, &writes).expect("fixture written");
+    liveguard::store::writer::write_batch(
+        &mut conn,
+        &writes,
+        &liveguard::store::writer::RoomPass::none(liveguard::store::rooms::Marks::all()),
+    )
+    .expect("fixture written");
     path
 }
 

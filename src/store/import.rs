@@ -80,7 +80,8 @@ pub fn import(
             }
         };
         let body = super::body(&a);
-        super::write_alert(&tx, &a, &body, prev.as_ref())?;
+        // Not the hot path: every imported alert gets its room entry at once.
+        super::write_alert(&tx, &a, &body, prev.as_ref(), &super::rooms::Marks::all())?;
         local.insert(a.id.clone(), (a.seq, a.version, a.room.clone(), a.updated_ms));
         out.written += 1;
     }

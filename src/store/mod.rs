@@ -10,6 +10,7 @@ pub mod handle;
 pub mod import;
 pub mod insights;
 pub mod record;
+pub mod rooms;
 pub mod schema;
 pub mod worklist;
 pub mod writer;
@@ -273,13 +274,15 @@ macro_rules! insert_alert_sql {
 
 /// Writes an alert as of version `a`: its row (inserted when `prev`, the version last written,
 /// is none; else updated in place), its ticket row when that changed, and the actions,
-/// follow-ups and reminders added since `prev`.
+/// follow-ups and reminders added since `prev`. True when the row was inserted and its
+/// `alert_rooms` entry is left to the caller's next bulk pass (see [`rooms`]).
 pub fn write_alert(
     tx: &Transaction<'_>,
     a: &Alert,
     body: &str,
     prev: Option<&Alert>,
-) -> Result<(), StoreError> {
+    marks: &rooms::Marks,
+) -> Result<bool, StoreError> {
     // One parameter list, numbered as the INSERT's columns, serves both statements.
     let write = |sql: &str| -> Result<usize, rusqlite::Error> {
         tx.prepare_cached(sql)?.execute(params![
@@ -302,6 +305,7 @@ pub fn write_alert(
     };
     // An UPDATE that leaves room and created_ms alone touches no index; INSERT OR REPLACE
     // deleted and re-inserted the row and both index entries on every change.
+    let mut held = false;
     let in_place = prev.is_some_and(|p| p.room == a.room && p.classified_ms == a.classified_ms)
         && write(
             "UPDATE alerts SET kind = ?3, class = ?4, topic = ?5, user_id = ?6, product = ?7, status = ?8, \
@@ -317,6 +321,14 @@ pub fn write_alert(
             r => {
                 r?;
             }
+        }
+        // At or below its slice's mark (an import, a late or moved alert): its entry now, as
+        // the next bulk pass starts above the mark. Else the caller holds it back for one.
+        if !marks.covers(&a.room, a.seq) {
+            held = true;
+        } else {
+            tx.prepare_cached("INSERT OR IGNORE INTO alert_rooms (room, seq) VALUES (?1, ?2)")?
+                .execute(params![a.room, a.seq as i64])?;
         }
     }
     let prev_actions = prev.map_or(0, |p| p.actions.len());
@@ -336,7 +348,7 @@ pub fn write_alert(
             ])?;
         }
     }
-    let Some(t) = &a.ticket else { return Ok(()) };
+    let Some(t) = &a.ticket else { return Ok(held) };
     let prev_t = prev.and_then(|p| p.ticket.as_ref());
     // Most versions (a repeat counted, a follow-up) leave the ticket's row as it was.
     let row_changed = !in_place
@@ -403,7 +415,7 @@ pub fn write_alert(
             ])?;
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Records version `a.version` of alert `a.seq` as the fields that changed (`fields`, a JSON
@@ -444,41 +456,27 @@ pub fn since(
     limit: usize,
 ) -> Result<Vec<(u64, String)>, StoreError> {
     let limit = limit.min(i64::MAX as usize) as i64;
-    let rows = match room {
-        Some(room) => conn
-            .prepare_cached(
-                "SELECT seq, body FROM alerts WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?
-            .query_map(params![room, since as i64, limit], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?,
-        None => conn
-            .prepare_cached("SELECT seq, body FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2")?
-            .query_map(params![since as i64, limit], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    Ok(rows)
+    if let Some(room) = room {
+        return rooms::since(conn, room, since, limit);
+    }
+    Ok(conn
+        .prepare_cached("SELECT seq, body FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2")?
+        .query_map(params![since as i64, limit], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// The newest `limit` stored alerts (in `room`, when given), newest first, as `(seq, body)`.
 pub fn recent(conn: &Connection, limit: usize, room: Option<&str>) -> Result<Vec<(u64, String)>, StoreError> {
     let limit = limit.min(i64::MAX as usize) as i64;
-    let rows = match room {
-        Some(room) => conn
-            .prepare_cached("SELECT seq, body FROM alerts WHERE room = ?1 ORDER BY seq DESC LIMIT ?2")?
-            .query_map(params![room, limit], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?,
-        None => conn
-            .prepare_cached("SELECT seq, body FROM alerts ORDER BY seq DESC LIMIT ?1")?
-            .query_map(params![limit], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    Ok(rows)
+    if let Some(room) = room {
+        return rooms::recent(conn, room, limit);
+    }
+    Ok(conn
+        .prepare_cached("SELECT seq, body FROM alerts ORDER BY seq DESC LIMIT ?1")?
+        .query_map(params![limit], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// The highest stored sequence number (0 when empty).
@@ -515,6 +513,10 @@ pub fn prune(conn: &mut Connection, before_ms: u64) -> Result<usize, StoreError>
     let tx = conn.transaction()?;
     let doomed = "SELECT a.seq FROM alerts a LEFT JOIN tickets t ON t.seq = a.seq \
                   WHERE a.created_ms < ?1 AND (t.status IS NULL OR t.status NOT IN ('open', 'responding'))";
+    tx.execute(
+        &format!("DELETE FROM alert_rooms WHERE (room, seq) IN (SELECT room, seq FROM alerts WHERE seq IN ({doomed}))"),
+        [before_ms as i64],
+    )?;
     for table in ["actions", "followups", "reminders", "alert_versions", "tickets"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE seq IN ({doomed})"),

@@ -167,6 +167,38 @@ pub struct Writer {
     /// The latest version of each alert waiting for its slot (see [`UPDATE_EVERY`]), and the
     /// fields changed since the last update sent.
     pending: HashMap<u64, (Arc<Alert>, Fields)>,
+    /// The room index's marks, the entries held back per slice, and when each slice is due.
+    marks: super::rooms::Marks,
+    held: Vec<Vec<(String, u64)>>,
+    slice_due: Vec<Instant>,
+    /// The newest alert committed.
+    committed_top: u64,
+}
+
+/// Each slice of rooms gets its held-back `alert_rooms` entries written this often (see
+/// [`super::rooms`]); the slices take turns, a sixteenth of this apart.
+pub const ROOM_PASS_EVERY: Duration = Duration::from_secs(1);
+
+/// The `alert_rooms` entries held back for one commit's bulk pass.
+#[derive(Debug)]
+pub struct RoomPass<'a> {
+    /// The marks this commit writes under (due slices raised to `through`).
+    pub marks: super::rooms::Marks,
+    /// The slices brought up to date: slice, its held entries.
+    pub slices: Vec<(usize, &'a [(String, u64)])>,
+    /// Their new mark: the newest alert committed before this commit.
+    pub through: u64,
+}
+
+impl RoomPass<'_> {
+    /// No slice due: every alert written at or below `marks` gets its entry at once.
+    pub fn none(marks: super::rooms::Marks) -> Self {
+        Self {
+            marks,
+            slices: Vec::new(),
+            through: 0,
+        }
+    }
 }
 
 /// One version to write.
@@ -222,7 +254,19 @@ impl Writer {
             }
         }
         tracing::info!(active_tickets = schedule.len(), "tickets loaded");
+        let mut conn = conn;
+        super::rooms::catch_up(&mut conn)?;
+        let marks = super::rooms::Marks::load(&conn)?;
+        let committed_top = super::max_seq(&conn)?;
+        let start = Instant::now();
+        let turn = ROOM_PASS_EVERY / super::rooms::SLICES as u32;
         Ok(Self {
+            marks,
+            held: vec![Vec::new(); super::rooms::SLICES],
+            slice_due: (1..=super::rooms::SLICES as u32)
+                .map(|i| start + turn * i)
+                .collect(),
+            committed_top,
             conn,
             shared,
             tickets,
@@ -589,10 +633,33 @@ impl Writer {
             return;
         }
         let mut wait = Duration::from_millis(50);
+        let top = writes.iter().map(|w| w.alert.seq).max().unwrap_or(0);
         loop {
             let started = Instant::now();
-            match write_batch(&mut self.conn, writes) {
-                Ok(()) => {
+            // Slices whose turn came (those with nothing held just move their mark).
+            let due: Vec<usize> = (0..super::rooms::SLICES)
+                .filter(|&s| started >= self.slice_due[s])
+                .collect();
+            let mut marks = self.marks;
+            for &s in &due {
+                marks.0[s] = marks.0[s].max(self.committed_top);
+            }
+            let pass = RoomPass {
+                marks,
+                slices: due.iter().map(|&s| (s, self.held[s].as_slice())).collect(),
+                through: self.committed_top,
+            };
+            match write_batch(&mut self.conn, writes, &pass) {
+                Ok(held) => {
+                    self.marks = marks;
+                    for &s in &due {
+                        self.held[s].clear();
+                        self.slice_due[s] = started + ROOM_PASS_EVERY;
+                    }
+                    for (room, seq) in held {
+                        self.held[super::rooms::slice(&room)].push((room, seq));
+                    }
+                    self.committed_top = self.committed_top.max(top);
                     let m = &self.shared.metrics;
                     m.store_commits.inc();
                     m.store_writes.inc_by(writes.len() as u64);
@@ -723,7 +790,11 @@ fn reminder_msg(a: &Arc<Alert>, r: &Reminder) -> HubMsg {
 /// written as one row, the last version (with the rows added since the version before the
 /// first): a burst of repeats costs one row write, not one per repeat. Each version after
 /// the first is also a small row of the fields it changed.
-pub fn write_batch(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
+pub fn write_batch(
+    conn: &mut Connection,
+    writes: &[Write],
+    rooms: &RoomPass<'_>,
+) -> Result<Vec<(String, u64)>, StoreError> {
     let mut slot: HashMap<u64, usize> = HashMap::with_capacity(writes.len());
     let mut merged: Vec<(&Alert, &str, Option<&Alert>)> = Vec::with_capacity(writes.len());
     for w in writes {
@@ -739,14 +810,20 @@ pub fn write_batch(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreE
         }
     }
     let tx = conn.transaction()?;
+    let mut held = Vec::new();
     for (a, body, prev) in merged {
-        super::write_alert(&tx, a, body, prev)?;
+        if super::write_alert(&tx, a, body, prev, &rooms.marks)? {
+            held.push((a.room.clone(), a.seq));
+        }
     }
     for w in writes.iter().filter(|w| w.prev.is_some()) {
         super::write_version(&tx, &w.alert, &delta::row(&w.alert, w.changed))?;
     }
+    for (s, entries) in &rooms.slices {
+        super::rooms::index(&tx, *s, entries, rooms.through)?;
+    }
     tx.commit()?;
-    Ok(())
+    Ok(held)
 }
 
 #[cfg(test)]
@@ -801,7 +878,12 @@ mod tests {
         let v3 = Arc::new(a);
         let w =
             |x: &Arc<Alert>, p: Option<&Arc<Alert>>| Write::new(x.clone(), super::super::body(x), p.cloned());
-        write_batch(&mut conn, &[w(&v1, None), w(&v2, Some(&v1)), w(&v3, Some(&v2))]).expect("writes");
+        write_batch(
+            &mut conn,
+            &[w(&v1, None), w(&v2, Some(&v1)), w(&v3, Some(&v2))],
+            &RoomPass::none(crate::store::rooms::Marks::all()),
+        )
+        .expect("writes");
         let stored = super::super::get(&conn, 7).expect("reads").expect("stored");
         assert_eq!(stored.count, 3);
         let actions: i64 = conn
@@ -840,14 +922,24 @@ mod tests {
         let v1 = Arc::new(a.clone());
         let w =
             |x: &Arc<Alert>, p: Option<&Arc<Alert>>| Write::new(x.clone(), super::super::body(x), p.cloned());
-        write_batch(&mut conn, &[w(&v1, None)]).expect("writes");
+        write_batch(
+            &mut conn,
+            &[w(&v1, None)],
+            &RoomPass::none(crate::store::rooms::Marks::all()),
+        )
+        .expect("writes");
         // Marks the ticket row: a version that does not change the ticket leaves the mark.
         conn.execute("UPDATE tickets SET product = 'mark' WHERE seq = 3", [])
             .expect("marks");
         a.version = 2;
         a.count = 2;
         let v2 = Arc::new(a.clone());
-        write_batch(&mut conn, &[w(&v2, Some(&v1))]).expect("writes");
+        write_batch(
+            &mut conn,
+            &[w(&v2, Some(&v1))],
+            &RoomPass::none(crate::store::rooms::Marks::all()),
+        )
+        .expect("writes");
         let product = |conn: &Connection| -> Option<String> {
             conn.query_row("SELECT product FROM tickets WHERE seq = 3", [], |r| r.get(0))
                 .expect("ticket row")
@@ -869,7 +961,12 @@ mod tests {
             t.respond(5);
         }
         let v3 = Arc::new(a);
-        write_batch(&mut conn, &[w(&v3, Some(&v2))]).expect("writes");
+        write_batch(
+            &mut conn,
+            &[w(&v3, Some(&v2))],
+            &RoomPass::none(crate::store::rooms::Marks::all()),
+        )
+        .expect("writes");
         assert_eq!(product(&conn), None, "a changed ticket is written");
         let status: String = conn
             .query_row("SELECT status FROM tickets WHERE seq = 3", [], |r| r.get(0))
