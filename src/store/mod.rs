@@ -103,7 +103,7 @@ impl Default for StoreConfig {
             durability: Durability::Normal,
             retention_days: 90,
             batch_max: 1024,
-            hot_alerts: 10_000,
+            hot_alerts: 20_000,
             queue: 8192,
         }
     }

@@ -85,26 +85,53 @@ enum Out {
     Flushed(oneshot::Sender<()>),
 }
 
-/// Recent alerts in memory, newest kept, for updates without a read.
+/// Recent alerts in memory, the least recently written dropped first, for updates without
+/// a read. An alert that keeps changing (a repeat, a brigade) stays; by age alone it was
+/// read back and parsed a second after it came, at 10,000 new alerts a second.
 struct Hot {
-    map: HashMap<u64, Arc<Alert>>,
-    order: VecDeque<u64>,
+    /// Each alert, and the stamp of its latest place in `order`.
+    map: HashMap<u64, (Arc<Alert>, u64)>,
+    /// (seq, stamp), oldest write first; a place whose stamp is not the alert's latest is
+    /// stale (it was written again since).
+    order: VecDeque<(u64, u64)>,
+    stamp: u64,
     cap: usize,
 }
 
 impl Hot {
-    fn insert(&mut self, a: Arc<Alert>) {
-        let seq = a.seq;
-        if self.map.insert(seq, a).is_none() {
-            self.order.push_back(seq);
+    fn new(cap: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            stamp: 0,
+            cap: cap.max(1),
         }
+    }
+
+    fn get(&self, seq: u64) -> Option<&Arc<Alert>> {
+        self.map.get(&seq).map(|(a, _)| a)
+    }
+
+    fn insert(&mut self, a: Arc<Alert>) {
+        self.stamp += 1;
+        let seq = a.seq;
+        self.map.insert(seq, (a, self.stamp));
+        self.order.push_back((seq, self.stamp));
         while self.map.len() > self.cap {
             match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
+                Some((old, stamp)) => {
+                    if self.map.get(&old).is_some_and(|(_, s)| *s == stamp) {
+                        self.map.remove(&old);
+                    }
                 }
                 None => break,
             }
+        }
+        // Stale places are bounded too: past twice the cap, keep only the latest ones.
+        if self.order.len() > 2 * self.cap {
+            let map = &self.map;
+            self.order
+                .retain(|(seq, stamp)| map.get(seq).is_some_and(|(_, s)| s == stamp));
         }
     }
 }
@@ -234,11 +261,7 @@ impl Writer {
         tickets: TicketConfig,
         cfg: &StoreConfig,
     ) -> Result<Self, StoreError> {
-        let mut hot = Hot {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            cap: cfg.hot_alerts.max(1),
-        };
+        let mut hot = Hot::new(cfg.hot_alerts);
         for a in super::newest(&conn, cfg.hot_alerts)? {
             hot.insert(Arc::new(a));
         }
@@ -336,7 +359,7 @@ impl Writer {
     /// The latest version of alert `seq`: in memory, in this batch (not yet written, perhaps
     /// already out of memory), or read back from the database.
     fn current(&mut self, seq: u64, writes: &[Write]) -> Option<Arc<Alert>> {
-        if let Some(a) = self.hot.map.get(&seq) {
+        if let Some(a) = self.hot.get(seq) {
             return Some(a.clone());
         }
         if let Some(w) = writes.iter().rev().find(|w| w.alert.seq == seq) {
@@ -469,6 +492,7 @@ impl Writer {
                         .hot
                         .map
                         .values()
+                        .map(|(a, _)| a)
                         .filter(|a| !a.retracted)
                         .filter(|a| {
                             // Message ids are unique on the platform: they match in any room,
