@@ -1,7 +1,8 @@
 //! Classifier speed on realistic short live comments (the simulator's mix: zh/en, with
 //! evasions), using the
 //! shipped packs and model in `rules/`: normalize alone, match alone, full classify (with
-//! the model, and the rules alone), and a 10,000-term rule build. Figures go to BENCHMARKS.md.
+//! the model, and the rules alone), ingest's parse of the same as canonical frames, and a
+//! 10,000-term rule build. Figures go to BENCHMARKS.md.
 
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
@@ -113,6 +114,34 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    // Ingest's parse of the same comments as canonical frames (what a worker does first).
+    let frames: Vec<String> = {
+        let cfg = SimConfig {
+            rate: 1,
+            rooms: 10,
+            seconds: None,
+            format: Format::Canonical,
+            seed: 42,
+            mix: liveguard::simulate::Mix::Busy,
+        };
+        let mut g = Generator::new(cfg);
+        (0..1000u64)
+            .map(|i| g.next_frame(1_764_000_000_000 + i))
+            .collect()
+    };
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("parse_canonical_1000", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(
+                    liveguard::ingest::parse_frame(Format::Canonical, black_box(f), "r").expect("parses"),
+                );
+            }
+        })
+    });
     g.finish();
 
     let terms: Vec<String> = (0..10_000)

@@ -19,6 +19,9 @@ struct Room {
 
 #[derive(Deserialize)]
 struct CommentV1 {
+    /// Read here too, so that a comment frame needs one pass (see [`parse`]).
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
     platform: String,
     room: Room,
     #[serde(deserialize_with = "de_id")]
@@ -55,24 +58,38 @@ struct DeleteV1 {
     user_ids: Vec<String>,
 }
 
+const COMMENT: &str = "liveguard.comment.v1";
+
+fn comment(c: CommentV1) -> Event {
+    Event::Comment(Comment {
+        platform: c.platform,
+        room: c.room.id,
+        msg_id: c.msg_id,
+        ts_ms: c.ts_ms,
+        user: c.user,
+        text: c.text,
+        lang: c.lang,
+        reply_to: c.reply_to,
+        product: c.product.and_then(|p| p.title.or(p.id)),
+        signals: c.signals,
+    })
+}
+
 /// Parses one canonical frame.
 pub fn parse(frame: &str) -> Result<Vec<Event>, FrameError> {
+    // Nearly every frame is a comment: one pass. It succeeds with this type only where the
+    // two passes below would (valid JSON, one `type`, the comment's fields), so anything else
+    // takes them, and their error is the one reported.
+    if let Ok(c) = serde_json::from_str::<CommentV1>(frame) {
+        if c.kind.as_deref() == Some(COMMENT) {
+            return Ok(vec![comment(c)]);
+        }
+    }
     let env: Envelope = serde_json::from_str(frame).map_err(|e| FrameError::NotJson(e.to_string()))?;
     match env.kind.as_deref() {
-        Some("liveguard.comment.v1") => {
+        Some(COMMENT) => {
             let c: CommentV1 = serde_json::from_str(frame).map_err(|e| super::shape_error(&e))?;
-            Ok(vec![Event::Comment(Comment {
-                platform: c.platform,
-                room: c.room.id,
-                msg_id: c.msg_id,
-                ts_ms: c.ts_ms,
-                user: c.user,
-                text: c.text,
-                lang: c.lang,
-                reply_to: c.reply_to,
-                product: c.product.and_then(|p| p.title.or(p.id)),
-                signals: c.signals,
-            })])
+            Ok(vec![comment(c)])
         }
         Some("liveguard.delete.v1") => {
             let d: DeleteV1 = serde_json::from_str(frame).map_err(|e| super::shape_error(&e))?;
@@ -159,6 +176,16 @@ mod tests {
                 .map_err(|e| e.reason()),
             Err("unknown_shape"),
             "a field of the wrong type"
+        );
+        assert_eq!(
+            parse(r#"{"type":"liveguard.comment.v1","platform":"x","room":{"id":"r"},"msg_id":"m","user":{"id":"u"},"text":"a","type":"x"}"#)
+                .map_err(|e| e.reason()),
+            Err("not_json"),
+            "two types: the one-pass read must not pick one"
+        );
+        assert!(
+            parse(r#"{"platform":"x","room":{"id":"r"},"msg_id":"m","user":{"id":"u"},"text":"a","type":"liveguard.comment.v1"}"#).is_ok(),
+            "the type may come last"
         );
         let empty = |field: &str| {
             let mut v = serde_json::json!({"type":"liveguard.comment.v1","platform":"x","room":{"id":"r"},
