@@ -138,6 +138,21 @@ mod tests {
             (c.room.as_str(), c.msg_id.as_str(), c.user.id.as_str()),
             ("42", "7", "9")
         );
+        let negative = r#"{"type":"liveguard.comment.v1","platform":"x","room":{"id":"r"},"msg_id":-7,"user":{"id":"u"},"text":"hi"}"#;
+        let Event::Comment(c) = &parse(negative).expect("parses")[0] else {
+            panic!("a comment")
+        };
+        assert_eq!(c.msg_id, "-7");
+        for id in ["1.5", "true", "[1]", "{}"] {
+            let frame = format!(
+                r#"{{"type":"liveguard.comment.v1","platform":"x","room":{{"id":"r"}},"msg_id":{id},"user":{{"id":"u"}},"text":"hi"}}"#
+            );
+            assert_eq!(
+                parse(&frame).map_err(|e| e.reason()),
+                Err("unknown_shape"),
+                "msg_id {id}"
+            );
+        }
     }
 
     #[test]
