@@ -193,6 +193,12 @@ fn bounds(all: &[Outcome], at: At) -> (u32, u32) {
 }
 
 fn main() {
+    // A subscriber, as the daemon has: without one, each span falls back to `log` (~1.6% of
+    // the workers' time). Warnings only, so the table stays readable.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("liveguard=warn"))
+        .with_writer(std::io::stderr)
+        .try_init();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let ladder: Vec<u32> = args
