@@ -19,16 +19,20 @@ use liveguard::simulate::{Generator, SimConfig};
 /// The simulator's deterministic live-room mix (~88% chatter and questions, complaints of
 /// every topic, attacks with evasions and diversion handles, the odd brigade), zh and en.
 fn corpus(n: usize) -> Vec<String> {
-    let cfg = SimConfig {
+    let mut g = generator();
+    (0..n).map(|_| g.next_comment().text).collect()
+}
+
+/// The simulator behind [`corpus`], from its start.
+fn generator() -> Generator {
+    Generator::new(SimConfig {
         rate: 1,
         rooms: 10,
         seconds: None,
         format: Format::Canonical,
         seed: 42,
         mix: liveguard::simulate::Mix::Busy,
-    };
-    let mut g = Generator::new(cfg);
-    (0..n).map(|_| g.next_comment().text).collect()
+    })
 }
 
 fn benches(c: &mut Criterion) {
@@ -118,15 +122,7 @@ fn benches(c: &mut Criterion) {
 
     // Ingest's parse of the same comments as canonical frames (what a worker does first).
     let frames: Vec<String> = {
-        let cfg = SimConfig {
-            rate: 1,
-            rooms: 10,
-            seconds: None,
-            format: Format::Canonical,
-            seed: 42,
-            mix: liveguard::simulate::Mix::Busy,
-        };
-        let mut g = Generator::new(cfg);
+        let mut g = generator();
         (0..1000u64)
             .map(|i| g.next_frame(1_764_000_000_000 + i))
             .collect()
