@@ -327,7 +327,7 @@ pub fn write_alert(
         if !marks.covers(&a.room, a.seq) {
             held = true;
         } else {
-            tx.prepare_cached("INSERT OR IGNORE INTO alert_rooms (room, seq) VALUES (?1, ?2)")?
+            tx.prepare_cached(rooms::INSERT_ENTRY)?
                 .execute(params![a.room, a.seq as i64])?;
         }
     }

@@ -17,6 +17,9 @@ use super::StoreError;
 /// per slice).
 pub const SLICES: usize = 16;
 
+/// One room entry, written with its alert or in a slice's pass.
+pub const INSERT_ENTRY: &str = "INSERT OR IGNORE INTO alert_rooms (room, seq) VALUES (?1, ?2)";
+
 /// The slice `room` belongs to.
 pub fn slice(room: &str) -> usize {
     (crate::fnv::fnv1a(room.as_bytes()) % SLICES as u64) as usize
@@ -61,7 +64,7 @@ pub fn index(
     entries: &[(String, u64)],
     through: u64,
 ) -> Result<(), StoreError> {
-    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO alert_rooms (room, seq) VALUES (?1, ?2)")?;
+    let mut st = tx.prepare_cached(INSERT_ENTRY)?;
     for (room, seq) in entries {
         st.execute(params![room, *seq as i64])?;
     }
@@ -84,7 +87,7 @@ pub fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut st = tx.prepare("INSERT OR IGNORE INTO alert_rooms (room, seq) VALUES (?1, ?2)")?;
+        let mut st = tx.prepare(INSERT_ENTRY)?;
         for (room, seq) in rows.iter().filter(|(room, seq)| !marks.covers(room, *seq)) {
             st.execute(params![room, *seq as i64])?;
         }
