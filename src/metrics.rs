@@ -141,6 +141,8 @@ pub struct Metrics {
     pub store_rejected: Counter,
     /// Changes that found the writer's queue full and waited (the disk was slow or full).
     pub store_waits: Counter,
+    /// Times the writer stopped to empty a WAL past its bound (commits faster than the disk).
+    pub store_wal_forced: Counter,
     /// Changes waiting for room in the writer's queue right now.
     pub store_overflow: Gauge,
     /// Time to write and commit one batch, seconds.
@@ -324,6 +326,11 @@ impl Metrics {
             "store_waits",
             "Changes that found the store's queue full and waited",
         );
+        let store_wal_forced = mk(
+            &mut registry,
+            "store_wal_forced",
+            "Times the writer stopped to empty a WAL past its bound (commits faster than the disk)",
+        );
         let store_overflow = Gauge::default();
         registry.register(
             "store_overflow",
@@ -472,6 +479,7 @@ impl Metrics {
             store_errors,
             store_rejected,
             store_waits,
+            store_wal_forced,
             store_overflow,
             store_commit_seconds,
             store_pruned,

@@ -178,6 +178,8 @@ impl MsgIndex {
 /// The writer's state.
 pub struct Writer {
     conn: Connection,
+    /// The WAL's length after each commit, and its bound.
+    wal: super::WalWatch,
     shared: Arc<Shared>,
     tickets: TicketConfig,
     batch_max: usize,
@@ -278,6 +280,7 @@ impl Writer {
         }
         tracing::info!(active_tickets = schedule.len(), "tickets loaded");
         let mut conn = conn;
+        let wal = super::WalWatch::install(&mut conn, super::WAL_HARD_BYTES)?;
         super::rooms::catch_up(&mut conn)?;
         let marks = super::rooms::Marks::load(&conn)?;
         let committed_top = super::max_seq(&conn)?;
@@ -291,6 +294,7 @@ impl Writer {
                 .collect(),
             committed_top,
             conn,
+            wal,
             shared,
             tickets,
             batch_max: cfg.batch_max.max(1),
@@ -344,12 +348,8 @@ impl Writer {
             self.shared.space.notify_waiters();
             self.process(batch);
             // After the batch went out: its alerts do not wait on the restart.
-            if self
-                .shared
-                .restart_wal
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                super::restart_wal(&mut self.conn);
+            if self.wal.between_commits(&mut self.conn, &self.shared.restart_wal) {
+                self.shared.metrics.store_wal_forced.inc();
             }
         }
         self.send_pending();
