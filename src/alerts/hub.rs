@@ -463,6 +463,52 @@ mod tests {
         hub.close();
     }
 
+    /// A repeat or a brigade changes its alert at every comment: inside the alert's update
+    /// slot those versions are written once, at the slot, and no message announces a version
+    /// before it is written.
+    #[tokio::test]
+    async fn changes_inside_a_slot_are_written_once_and_never_announced_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = open(dir.path());
+        let mut rx = hub.subscribe();
+        let seq = hub.publish(alert("a", "m0"));
+        hub.flush().await;
+        for i in 0..200 {
+            hub.update(seq, 10 + i, |a| a.count += 1);
+            if i % 20 == 0 {
+                // Several batches, not one.
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+        // Each message is readable from the store when it arrives.
+        let mut seen = 0;
+        while seen < 201 {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .expect("the last version comes within its slot")
+                .expect("received");
+            let stored = hub.get(seq).expect("reads").expect("stored");
+            assert!(
+                stored.version >= m.alert.version,
+                "version {} announced, {} written",
+                m.alert.version,
+                stored.version
+            );
+            seen = m.alert.count;
+        }
+        let conn = rusqlite::Connection::open(dir.path().join("t.db")).expect("opens");
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM alert_versions WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
+            .expect("counts");
+        assert!(rows <= 4, "{rows} version rows for 200 changes inside one slot");
+        assert_eq!(hub.get(seq).expect("reads").map(|a| a.count), Some(201));
+        hub.close();
+    }
+
     #[tokio::test]
     async fn a_deletion_retracts_its_message_in_any_room_and_users_only_in_its_room() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -28,7 +28,11 @@ pub const GROUP_ENOUGH: usize = 16;
 /// Updates to one alert go out at most this often: a brigade changes its alert thousands of
 /// times a second, and each subscriber needs only the latest version. The first update after
 /// a quiet spell goes out at once; the latest of those that follow waits for the next slot,
-/// carrying every field changed since the last update sent. Every version is still written.
+/// carrying every field changed since the last update sent. The pipeline's changes inside a
+/// slot (counts, samples, follow-ups) are written at the slot too, as one version row with
+/// everything they changed: nothing unwritten is announced, and a brigade's alert is written a
+/// few times a second instead of at every repeat. Console actions and deletions are written
+/// at once (with what waited before them).
 pub const UPDATE_EVERY: Duration = Duration::from_millis(250);
 
 /// A change to an alert; false refuses it (nothing is written).
@@ -75,6 +79,14 @@ pub enum Cmd {
     Tick(u64),
     /// Answer once everything before is committed.
     Flush(oneshot::Sender<()>),
+}
+
+/// The pipeline's changes to one alert inside its update slot, written at the slot.
+struct Deferred {
+    /// The latest version.
+    alert: Arc<Alert>,
+    /// The version last written (or in the batch being written).
+    prev: Arc<Alert>,
 }
 
 enum Out {
@@ -196,6 +208,8 @@ pub struct Writer {
     /// The latest version of each alert waiting for its slot (see [`UPDATE_EVERY`]), and the
     /// fields changed since the last update sent.
     pending: HashMap<u64, (Arc<Alert>, Fields)>,
+    /// Versions to write at their alert's slot (see [`UPDATE_EVERY`]).
+    deferred: HashMap<u64, Deferred>,
     /// The room index's marks, the entries held back per slice, and when each slice is due.
     marks: super::rooms::Marks,
     held: Vec<Vec<(String, u64)>>,
@@ -309,6 +323,7 @@ impl Writer {
             sent: HashMap::new(),
             sent_order: VecDeque::new(),
             pending: HashMap::new(),
+            deferred: HashMap::new(),
         })
     }
 
@@ -356,9 +371,12 @@ impl Writer {
         tracing::debug!("store writer drained");
     }
 
-    /// The latest version of alert `seq`: in memory, in this batch (not yet written, perhaps
-    /// already out of memory), or read back from the database.
+    /// The latest version of alert `seq`: waiting for its slot, in memory, in this batch (not
+    /// yet written, perhaps already out of memory), or read back from the database.
     fn current(&mut self, seq: u64, writes: &[Write]) -> Option<Arc<Alert>> {
+        if let Some(d) = self.deferred.get(&seq) {
+            return Some(d.alert.clone());
+        }
         if let Some(a) = self.hot.get(seq) {
             return Some(a.clone());
         }
@@ -418,12 +436,14 @@ impl Writer {
         }
     }
 
-    /// Applies `change` to alert `seq`; queues the write and the update message.
+    /// Applies `change` to alert `seq`; queues the write and the update message. With `defer`
+    /// (a change from the pipeline) inside the alert's update slot, both wait for the slot.
     fn change(
         &mut self,
         seq: u64,
         now_ms: u64,
         change: Change,
+        defer: bool,
         writes: &mut Vec<Write>,
         out: &mut Vec<Out>,
     ) -> Result<Arc<Alert>, Failed> {
@@ -435,13 +455,70 @@ impl Writer {
         draft.updated_ms = now_ms;
         draft.version = cur.version.saturating_add(1);
         self.track(&draft);
+        // What waited for the slot is written with this version, as one row.
+        let held = self.deferred.remove(&seq);
+        let in_slot = self.sent.get(&seq).is_some_and(|t| t.elapsed() < UPDATE_EVERY);
+        if defer && in_slot {
+            let new = Arc::new(draft);
+            self.hot.insert(new.clone());
+            let fields = delta::changed(&cur, &new);
+            let waiting = self.pending.remove(&seq).map_or(Fields::NONE, |(_, f)| f);
+            self.pending.insert(seq, (new.clone(), waiting | fields));
+            let prev = held.map_or(cur, |d| d.prev);
+            self.deferred.insert(
+                seq,
+                Deferred {
+                    alert: new.clone(),
+                    prev,
+                },
+            );
+            return Ok(new);
+        }
         let body = draft.fit_body();
         let new = Arc::new(draft);
         self.hot.insert(new.clone());
-        let w = Write::new(new.clone(), body, Some(cur));
+        let w = Write::new(new.clone(), body, Some(held.map_or(cur, |d| d.prev)));
         out.push(Out::Update(new.clone(), w.changed));
         writes.push(w);
         Ok(new)
+    }
+
+    /// The writes of the versions that waited for their slot: those of alerts whose slot
+    /// has come (`due`), or all.
+    fn take_deferred(&mut self, due: Option<Instant>) -> Vec<Write> {
+        let seqs: Vec<u64> = match due {
+            None => self.deferred.keys().copied().collect(),
+            Some(now) => self
+                .deferred
+                .keys()
+                .copied()
+                .filter(|seq| {
+                    self.sent
+                        .get(seq)
+                        .is_none_or(|t| now.duration_since(*t) >= UPDATE_EVERY)
+                })
+                .collect(),
+        };
+        let mut writes = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let Some(d) = self.deferred.remove(&seq) else {
+                continue;
+            };
+            let mut alert = d.alert;
+            let mut body = serde_json::to_string(&*alert).unwrap_or_default();
+            if body.len() > super::record::MAX_ALERT_BYTES {
+                // Cut down as every written version is; the message waiting carries the same.
+                let mut fit = Alert::clone(&alert);
+                body = fit.fit_body();
+                alert = Arc::new(fit);
+                self.hot.insert(alert.clone());
+                if let Some(p) = self.pending.get_mut(&seq) {
+                    p.0 = alert.clone();
+                }
+            }
+            writes.push(Write::new(alert, body, Some(d.prev)));
+        }
+        writes
     }
 
     fn process(&mut self, batch: Vec<Cmd>) {
@@ -470,7 +547,10 @@ impl Writer {
                     change,
                     msg_id,
                     reply,
-                } => match (self.change(seq, now_ms, change, &mut writes, &mut out), reply) {
+                } => match (
+                    self.change(seq, now_ms, change, reply.is_none(), &mut writes, &mut out),
+                    reply,
+                ) {
                     (Ok(a), Some(r)) => out.push(Out::Reply(r, a)),
                     (Err(e), Some(r)) => {
                         let _ = r.send(Err(e));
@@ -520,6 +600,7 @@ impl Writer {
                             now_ms,
                             // Found by id and by user at once: retracted once.
                             Box::new(|a| !std::mem::replace(&mut a.retracted, true)),
+                            false,
                             &mut writes,
                             &mut out,
                         );
@@ -535,6 +616,8 @@ impl Writer {
                 Cmd::Flush(tx) => out.push(Out::Flushed(tx)),
             }
         }
+        // Versions whose slot came go with this commit (their messages right after it).
+        writes.extend(self.take_deferred(Some(Instant::now())));
         self.commit(&writes);
         if top_seq > 0 {
             self.shared.committed.fetch_max(top_seq, Ordering::SeqCst);
@@ -585,7 +668,12 @@ impl Writer {
     /// last update sent.
     fn emit_update(&mut self, a: Arc<Alert>, fields: Fields, now: Instant) {
         let seq = a.seq;
-        let waiting = self.pending.remove(&seq).map_or(Fields::NONE, |(_, f)| f);
+        let (a, waiting) = match self.pending.remove(&seq) {
+            // A later version waits already (deferred in the same batch): it goes out.
+            Some((p, f)) if p.version > a.version => (p, f),
+            Some((_, f)) => (a, f),
+            None => (a, Fields::NONE),
+        };
         if self
             .sent
             .get(&seq)
@@ -630,6 +718,11 @@ impl Writer {
             }
         }
         due.sort_unstable();
+        // Nothing goes out before it is written.
+        if due.iter().any(|seq| self.deferred.contains_key(seq)) {
+            let writes = self.take_deferred(Some(now));
+            self.commit(&writes);
+        }
         for seq in due {
             if let Some((a, fields)) = self.pending.remove(&seq) {
                 self.mark_sent(seq, now);
@@ -641,6 +734,8 @@ impl Writer {
 
     /// Sends every waiting update now (a flush, shutdown).
     fn send_pending(&mut self) {
+        let writes = self.take_deferred(None);
+        self.commit(&writes);
         let now = Instant::now();
         let mut waiting: Vec<(Arc<Alert>, Fields)> = self.pending.drain().map(|(_, p)| p).collect();
         waiting.sort_by_key(|(a, _)| a.seq);
@@ -754,6 +849,7 @@ impl Writer {
                     }
                     true
                 }),
+                false,
                 writes,
                 out,
             );
