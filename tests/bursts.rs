@@ -130,6 +130,17 @@ async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
         assert!(last.get(unchanged).is_none(), "{unchanged} in {last}");
     }
 
+    // Versions inside the alert's 250 ms update slot are written at the slot, as one row:
+    // the disk sees a few versions a second, not one per comment.
+    let (_, metrics) = crate::util::live::get_status(addr, "/metrics").await;
+    let written = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("liveguard_store_writes_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("store_writes_total");
+    eprintln!("brigade: {written} alert versions written for {N} comments");
+    assert!(written <= (N / 10) as f64, "{written} versions written");
+
     // The WAL is bounded: cut back to 64 MiB by a checkpoint, truncated once the writer is quiet.
     let wal = state.join("liveguard.db-wal");
     let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
