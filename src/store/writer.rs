@@ -334,7 +334,12 @@ impl Writer {
                 None => rx.recv().ok(),
                 Some(wait) => match rx.recv_timeout(wait) {
                     Ok(c) => Some(c),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // No batch to take the versions whose slot came: on their own.
+                        let writes = self.take_deferred(Some(Instant::now()));
+                        self.commit(&writes);
+                        continue;
+                    }
                     Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 },
             };
@@ -718,12 +723,13 @@ impl Writer {
             }
         }
         due.sort_unstable();
-        // Nothing goes out before it is written.
-        if due.iter().any(|seq| self.deferred.contains_key(seq)) {
-            let writes = self.take_deferred(Some(now));
-            self.commit(&writes);
-        }
         for seq in due {
+            // Nothing goes out before it is written: the next batch's commit takes it (or,
+            // when none comes within a millisecond, a commit of its own; see `run`).
+            if self.deferred.contains_key(&seq) {
+                next = Some(Duration::ZERO);
+                continue;
+            }
             if let Some((a, fields)) = self.pending.remove(&seq) {
                 self.mark_sent(seq, now);
                 let _ = self.shared.tx.send(Arc::new(Self::update_msg(a, fields)));
