@@ -221,11 +221,7 @@ async fn two_instances_on_half_the_partitions_each_raise_every_complaint_once_th
 
 /// `liveguard run --nats URL --partitions LIST` (the real binary), its state in `state`, the
 /// bus settings of the tests from a config file; returns the child and its address.
-fn spawn_instance(
-    nats: &Nats,
-    partitions: &str,
-    state: &std::path::Path,
-) -> (std::process::Child, SocketAddr) {
+fn spawn_instance(nats: &Nats, partitions: &str, state: &std::path::Path) -> (crate::util::Proc, SocketAddr) {
     let config = state.join("liveguard.toml");
     std::fs::write(&config, "[bus]\nack_wait_ms = 3000\nconnect_timeout_ms = 10000\n").expect("config");
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_liveguard"));

@@ -95,8 +95,8 @@ async fn a_full_disk_keeps_health_and_metrics_answering_and_loses_no_complaint()
     std::fs::write(&conf, "[store]\nqueue = 4\n").expect("write config");
     let mut command = run_command(&fh.url(), &state);
     command.arg("--config").arg(&conf);
-    let (child, addr) = spawn(command);
-    let _child = KillOnDrop(child);
+    // Killed on drop, before the tmpfs goes.
+    let (_child, addr) = spawn(command);
     fh.connected().await;
 
     fh.send(canonical("r1", "c-before", "buyer-0", &complaint(0)));
@@ -210,14 +210,4 @@ async fn a_full_disk_keeps_health_and_metrics_answering_and_loses_no_complaint()
     }
     let (code, body) = probe(addr, "/healthz").await;
     assert_eq!(code, 200, "healthy again once commits succeed: {body}");
-}
-
-/// The daemon dies with the test, passed or failed (before the tmpfs goes).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

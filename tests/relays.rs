@@ -449,11 +449,10 @@ async fn every_fixture_through_the_real_binary() {
     let mut fh = Firehose::start("127.0.0.1:0").await;
     let mut cmd = run_command(&fh.url(), &state_dir());
     cmd.args(["--format", "tiktok"]);
-    let (child, addr) = tokio::task::spawn_blocking(move || spawn(cmd))
+    // Stopped even when an assert fails (an orphan daemon would outlive the test run).
+    let (_daemon, addr) = tokio::task::spawn_blocking(move || spawn(cmd))
         .await
         .expect("join");
-    // Stopped even when an assert fails (an orphan daemon would outlive the test run).
-    let _daemon = KillOnDrop(child);
     fh.connected().await;
     let mut sub = Subscriber::connect(addr, "").await;
     let mut seq_of: HashMap<&str, u64> = HashMap::new();
@@ -527,14 +526,4 @@ async fn every_fixture_through_the_real_binary() {
         None,
         "nothing else: no alert from a gift, like or join"
     );
-}
-
-/// Kills and reaps the daemon when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

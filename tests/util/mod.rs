@@ -252,13 +252,37 @@ pub fn run_command(source: &str, state: &Path) -> Command {
 
 /// Starts the real binary as `liveguard run` watching `source`, with its state in `state`;
 /// returns the child and the address it listens on. Its stderr keeps draining in a thread.
-pub fn spawn_daemon(source: &str, state: &Path) -> (std::process::Child, std::net::SocketAddr) {
+pub fn spawn_daemon(source: &str, state: &Path) -> (Proc, std::net::SocketAddr) {
     spawn(run_command(source, state))
 }
 
+/// A daemon process that is killed and reaped when the test ends, passed or failed (an
+/// orphan would outlive the test run).
+pub struct Proc(std::process::Child);
+
+impl std::ops::Deref for Proc {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `command` (a [`run_command`], perhaps with more flags), as [`spawn_daemon`] does.
-pub fn spawn(mut command: Command) -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = command.spawn().expect("start liveguard run");
+pub fn spawn(mut command: Command) -> (Proc, std::net::SocketAddr) {
+    let mut child = Proc(command.spawn().expect("start liveguard run"));
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let addr = listening_addr(&mut stderr);
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
