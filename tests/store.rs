@@ -1,6 +1,6 @@
-//! The alert store: alerts survive `kill -9` of the real binary, a console that was away
-//! catches up exactly, ticket deadlines remind (on an injected clock) across a restart, and a
-//! bad database is a clear start-up error.
+//! The alert store: alerts and their announced updates survive `kill -9` of the real binary,
+//! a console that was away catches up exactly, ticket deadlines remind (on an injected clock)
+//! across a restart, and a bad database is a clear start-up error.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,6 +93,69 @@ async fn kill_9_loses_no_announced_alert_and_numbering_continues() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A buyer repeating her complaint: the alert's count grows in updates (written at their
+/// 250 ms slot, with the message). `kill -9` mid-stream loses none of what was announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_announced_update() {
+    let state = state_dir();
+    let mut fh = Firehose::start("127.0.0.1:0").await;
+    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
+    fh.connected().await;
+    let mut sub = Subscriber::connect(addr, "").await;
+    let sender = {
+        let fh = &fh;
+        async move {
+            for i in 0..3_000 {
+                fh.send(canonical("r1", &format!("rep{i}"), "buyer", COMPLAINT));
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        }
+    };
+    let announced = async {
+        // The alert's newest version and count as announced.
+        let (mut seq, mut version, mut count, mut updates) = (0, 0, 0, 0);
+        while updates < 6 {
+            let Some(raw) = sub.try_next_raw(Duration::from_secs(10)).await else {
+                break;
+            };
+            let m: Value = serde_json::from_str(&raw).expect("JSON");
+            if m["type"] == "alert" || m["type"] == "update" {
+                seq = m["seq"].as_u64().unwrap_or(seq);
+                version = version.max(m["version"].as_u64().unwrap_or(0));
+                count = count.max(m["count"].as_u64().unwrap_or(0));
+                updates += u32::from(m["type"] == "update");
+            }
+        }
+        // Mid-stream: no shutdown path runs.
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        (seq, version, count)
+    };
+    let (_, (seq, version, count)) = tokio::join!(sender, announced);
+    assert!(
+        seq > 0 && count > 1,
+        "updates announced: seq {seq}, count {count}"
+    );
+
+    let fh2 = Firehose::start("127.0.0.1:0").await;
+    let (_child, addr) = spawn_daemon(&fh2.url(), &state);
+    let stored: Vec<Value> =
+        serde_json::from_str(&get(addr, &format!("/api/alerts?since={}&limit=1", seq - 1)).await)
+            .expect("JSON array");
+    let a = stored.first().expect("the alert is stored");
+    assert_eq!(a["seq"].as_u64(), Some(seq));
+    assert!(
+        a["version"].as_u64().unwrap_or(0) >= version && a["count"].as_u64().unwrap_or(0) >= count,
+        "announced version {version} (count {count}), stored {} (count {})",
+        a["version"],
+        a["count"]
+    );
+    eprintln!(
+        "kill -9 after version {version} (count {count}) announced: stored {} (count {})",
+        a["version"], a["count"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
