@@ -32,8 +32,9 @@
 //! - `properties`: proptest invariants (normalizer and classifier never panic, spans valid).
 //! - `tls`: HTTPS from `[tls]`, a renewed certificate on SIGHUP; a `wss://` upstream through
 //!   the system roots.
-//! - `store`: alerts and announced updates survive kill -9; replay after reconnect is exact; ticket reminders on an
-//!   injected clock, across a restart; bad databases fail start-up clearly.
+//! - `store`: alerts and announced updates survive kill -9; replay after reconnect is exact;
+//!   ticket reminders on an injected clock, across a restart; bad databases fail start-up
+//!   clearly.
 //! - `relays`: frames made by the real relay libraries (`tests/fixtures/relays/`): what
 //!   `--format tiktok` reads from each, and each through the real binary.
 
