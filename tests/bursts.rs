@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::util::live::{canonical, fold, Firehose, Subscriber};
-use crate::util::{spawn_daemon, state_dir};
 
 const ATTACK: &str = "你们就是骗子";
 const COMPLAINT: &str = "收到的手镯有裂纹，要退货";
@@ -102,11 +101,13 @@ async fn burst(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
-    let state = state_dir();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
-    fh.connected().await;
-    let mut sub = Subscriber::connect(addr, "").await;
+    let crate::util::Spawned {
+        state,
+        fh,
+        mut child,
+        addr,
+        mut sub,
+    } = crate::util::spawned().await;
     let (heard, rss) = burst("brigade", &fh, &mut sub, child.id(), |i| {
         canonical("r1", &format!("b{i}"), &format!("u{i}"), ATTACK)
     })
@@ -173,11 +174,12 @@ async fn a_20000_user_brigade_is_one_small_alert_in_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_repeating_a_complaint_20000_times_stays_in_bounded_memory() {
-    let state = state_dir();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
-    fh.connected().await;
-    let mut sub = Subscriber::connect(addr, "").await;
+    let crate::util::Spawned {
+        fh,
+        mut child,
+        mut sub,
+        ..
+    } = crate::util::spawned().await;
     let (heard, rss) = burst("repeater", &fh, &mut sub, child.id(), |i| {
         canonical("r2", &format!("c{i}"), "buyer", COMPLAINT)
     })

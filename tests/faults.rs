@@ -228,30 +228,22 @@ async fn a_thousand_idle_connections_neither_block_others_nor_stay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_no_accepted_alert() {
-    let state = crate::util::state_dir();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let (mut child, addr) = crate::util::spawn_daemon(&fh.url(), &state);
-    fh.connected().await;
-    let mut sub = Subscriber::connect(addr, "").await;
-    let sender = {
-        let fh = &fh;
-        async move {
-            for i in 0..3_000 {
-                let text = if i % 2 == 0 {
-                    "上次买的手链戴了两天就断了，能退吗"
-                } else {
-                    "加我vx便宜一半"
-                };
-                fh.send(canonical(
-                    &format!("r{}", i % 3),
-                    &format!("t{i}"),
-                    &format!("u{i}"),
-                    text,
-                ));
-                tokio::time::sleep(Duration::from_micros(300)).await;
-            }
-        }
-    };
+    let crate::util::Spawned {
+        state,
+        fh,
+        mut child,
+        mut sub,
+        ..
+    } = crate::util::spawned().await;
+    let frames = (0..3_000).map(|i| {
+        let text = if i % 2 == 0 {
+            "上次买的手链戴了两天就断了，能退吗"
+        } else {
+            "加我vx便宜一半"
+        };
+        canonical(&format!("r{}", i % 3), &format!("t{i}"), &format!("u{i}"), text)
+    });
+    let sender = fh.send_paced(frames, Duration::from_micros(300));
     let pid = child.id().to_string();
     let announced = async {
         let mut seen = Vec::new();

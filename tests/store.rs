@@ -29,27 +29,19 @@ fn identity(a: &Value) -> (u64, String, String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_announced_alert_and_numbering_continues() {
-    let state = state_dir();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
-    fh.connected().await;
-    let mut sub = Subscriber::connect(addr, "").await;
+    let crate::util::Spawned {
+        state,
+        fh,
+        mut child,
+        mut sub,
+        ..
+    } = crate::util::spawned().await;
     // Alerts keep coming while the process is killed: every user distinct, so each is new.
-    let sender = {
-        let frames: Vec<String> = (0..4_000)
-            .map(|i| {
-                let text = if i % 2 == 0 { COMPLAINT } else { ATTACK };
-                canonical(&format!("r{}", i % 3), &format!("k{i}"), &format!("u{i}"), text)
-            })
-            .collect();
-        let fh = &fh;
-        async move {
-            for f in frames {
-                fh.send(f);
-                tokio::time::sleep(Duration::from_micros(300)).await;
-            }
-        }
-    };
+    let frames = (0..4_000).map(|i| {
+        let text = if i % 2 == 0 { COMPLAINT } else { ATTACK };
+        canonical(&format!("r{}", i % 3), &format!("k{i}"), &format!("u{i}"), text)
+    });
+    let sender = fh.send_paced(frames, Duration::from_micros(300));
     let announced = async {
         let mut seen = Vec::new();
         while seen.len() < 300 {
@@ -99,20 +91,15 @@ async fn kill_9_loses_no_announced_alert_and_numbering_continues() {
 /// 250 ms slot, with the message). `kill -9` mid-stream loses none of what was announced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_announced_update() {
-    let state = state_dir();
-    let mut fh = Firehose::start("127.0.0.1:0").await;
-    let (mut child, addr) = spawn_daemon(&fh.url(), &state);
-    fh.connected().await;
-    let mut sub = Subscriber::connect(addr, "").await;
-    let sender = {
-        let fh = &fh;
-        async move {
-            for i in 0..3_000 {
-                fh.send(canonical("r1", &format!("rep{i}"), "buyer", COMPLAINT));
-                tokio::time::sleep(Duration::from_micros(500)).await;
-            }
-        }
-    };
+    let crate::util::Spawned {
+        state,
+        fh,
+        mut child,
+        mut sub,
+        ..
+    } = crate::util::spawned().await;
+    let frames = (0..3_000).map(|i| canonical("r1", &format!("rep{i}"), "buyer", COMPLAINT));
+    let sender = fh.send_paced(frames, Duration::from_micros(500));
     let announced = async {
         // The alert's newest version and count as announced.
         let (mut seq, mut version, mut count, mut updates) = (0, 0, 0, 0);

@@ -88,6 +88,14 @@ impl Firehose {
         let _ = self.tx.send(Message::Text(text.into().into()));
     }
 
+    /// Sends `frames` one by one, `gap` apart (a stream that goes on while a test acts).
+    pub async fn send_paced(&self, frames: impl IntoIterator<Item = String>, gap: Duration) {
+        for f in frames {
+            self.send(f);
+            tokio::time::sleep(gap).await;
+        }
+    }
+
     /// Sends a binary frame.
     pub fn send_binary(&self, data: Vec<u8>) {
         let _ = self.tx.send(Message::Binary(data.into()));

@@ -256,6 +256,32 @@ pub fn spawn_daemon(source: &str, state: &Path) -> (Proc, std::net::SocketAddr) 
     spawn(run_command(source, state))
 }
 
+/// The real binary watching a test firehose, its state in a fresh directory, and a client of
+/// its `/ws/alerts`.
+pub struct Spawned {
+    pub state: PathBuf,
+    pub fh: live::Firehose,
+    pub child: Proc,
+    pub addr: std::net::SocketAddr,
+    pub sub: live::Subscriber,
+}
+
+/// Starts a firehose, [`spawn_daemon`] on it, and a subscriber.
+pub async fn spawned() -> Spawned {
+    let state = state_dir();
+    let mut fh = live::Firehose::start("127.0.0.1:0").await;
+    let (child, addr) = spawn_daemon(&fh.url(), &state);
+    fh.connected().await;
+    let sub = live::Subscriber::connect(addr, "").await;
+    Spawned {
+        state,
+        fh,
+        child,
+        addr,
+        sub,
+    }
+}
+
 /// A daemon process that is killed and reaped when the test ends, passed or failed (an
 /// orphan would outlive the test run).
 pub struct Proc(std::process::Child);
