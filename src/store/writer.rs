@@ -658,8 +658,14 @@ impl Writer {
         match m.kind {
             MsgKind::Alert | MsgKind::Update => self.mark_sent(m.seq, now),
             MsgKind::Reminder => {
-                // The version the reminder is about goes first.
-                if let Some((a, fields)) = self.pending.remove(&m.seq) {
+                // The version the reminder is about goes first (unless a later one waits
+                // for its write: then the slot sends it).
+                let waiting = if self.deferred.contains_key(&m.seq) {
+                    None
+                } else {
+                    self.pending.remove(&m.seq)
+                };
+                if let Some((a, fields)) = waiting {
                     self.mark_sent(m.seq, now);
                     let _ = self.shared.tx.send(Arc::new(Self::update_msg(a, fields)));
                 }
@@ -679,10 +685,13 @@ impl Writer {
             Some((_, f)) => (a, f),
             None => (a, Fields::NONE),
         };
-        if self
-            .sent
-            .get(&seq)
-            .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
+        // Inside the slot, or a later version not yet written (its slot may have passed
+        // since the batch's commit took what was due): it waits for `send_due`.
+        if self.deferred.contains_key(&seq)
+            || self
+                .sent
+                .get(&seq)
+                .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
         {
             self.pending.insert(seq, (a, waiting | fields));
             return;
