@@ -601,15 +601,22 @@ fn checkpoint(conn: &Connection, mode: &str) -> Result<Pass, rusqlite::Error> {
 /// (the checkpointer asks again while the WAL stays large).
 pub fn restart_wal(conn: &mut Connection) {
     let _ = conn.busy_handler(None::<fn(i32) -> bool>);
-    let pass = checkpoint(conn, "RESTART");
+    restart_pass(conn);
     if let Err(e) = conn.busy_handler(Some(writer_busy)) {
         tracing::warn!(error = %e, "cannot set the writer's busy handler back");
     }
-    match pass {
-        Err(e) if e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) => {
+}
+
+/// One RESTART pass: false when a lock was in the way (try again), true when it is over
+/// (done, or failed: logged).
+fn restart_pass(conn: &Connection) -> bool {
+    match checkpoint(conn, "RESTART") {
+        Ok(pass) => !pass.busy,
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
+        Err(e) => {
             tracing::warn!(error = %e, "WAL restart failed");
+            true
         }
-        _ => {}
     }
 }
 
@@ -660,16 +667,8 @@ impl WalWatch {
             return false;
         }
         let started = std::time::Instant::now();
-        loop {
-            match checkpoint(conn, "RESTART") {
-                Ok(pass) if !pass.busy => break,
-                Err(e) if e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) => {
-                    tracing::warn!(error = %e, "WAL restart failed");
-                    break;
-                }
-                // The checkpointer's pass holds the checkpoint lock, or a reader is slow.
-                _ => {}
-            }
+        // Not over while the checkpointer's pass holds the checkpoint lock or a reader is slow.
+        while !restart_pass(conn) {
             if started.elapsed() >= FORCED_RESTART_WAIT {
                 tracing::warn!(
                     frames = self.frames.load(Ordering::Relaxed),
@@ -776,6 +775,19 @@ pub fn spawn_checkpointer(
 mod tests {
     use super::*;
 
+    /// One commit of 64 version rows (seq from `first`), ~64 KiB with 1,000-byte `fields`.
+    fn commit_rows(conn: &mut Connection, first: i64, fields: &str) {
+        let tx = conn.transaction().expect("begins");
+        for i in first..first + 64 {
+            tx.execute(
+                "INSERT INTO alert_versions (seq, version, at_ms, fields) VALUES (?1, 1, 0, ?2)",
+                params![i, fields],
+            )
+            .expect("inserts");
+        }
+        tx.commit().expect("commits");
+    }
+
     /// Commits as fast as the writer would for a while, beside the real checkpointer: the WAL
     /// is started over and stays near the restart size, instead of growing by everything
     /// written (a PASSIVE pass alone never finds it empty while commits keep coming).
@@ -802,15 +814,7 @@ mod tests {
         let started = std::time::Instant::now();
         // Several times the bound below, however fast or slow the machine.
         while written < 384 * 1024 * 1024 || started.elapsed() < std::time::Duration::from_secs(1) {
-            let tx = conn.transaction().expect("begins");
-            for i in 0..64 {
-                tx.execute(
-                    "INSERT INTO alert_versions (seq, version, at_ms, fields) VALUES (?1, 1, 0, ?2)",
-                    params![i, fields],
-                )
-                .expect("inserts");
-            }
-            tx.commit().expect("commits");
+            commit_rows(&mut conn, 0, &fields);
             commits.fetch_add(1, Ordering::SeqCst);
             // As the writer does between commits.
             forced += u64::from(watch.between_commits(&mut conn, &restart_due));
@@ -855,15 +859,7 @@ mod tests {
         let fields = "y".repeat(1000);
         let (mut largest, mut forced) = (0u64, 0u64);
         for batch in 0..160 {
-            let tx = conn.transaction().expect("begins");
-            for i in 0..64 {
-                tx.execute(
-                    "INSERT INTO alert_versions (seq, version, at_ms, fields) VALUES (?1, 1, 0, ?2)",
-                    params![batch * 64 + i, fields],
-                )
-                .expect("inserts");
-            }
-            tx.commit().expect("commits");
+            commit_rows(&mut conn, batch * 64, &fields);
             forced += u64::from(watch.between_commits(&mut conn, &never));
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }

@@ -462,8 +462,7 @@ impl Writer {
         self.track(&draft);
         // What waited for the slot is written with this version, as one row.
         let held = self.deferred.remove(&seq);
-        let in_slot = self.sent.get(&seq).is_some_and(|t| t.elapsed() < UPDATE_EVERY);
-        if defer && in_slot {
+        if defer && self.in_slot(seq, Instant::now()) {
             let new = Arc::new(draft);
             self.hot.insert(new.clone());
             let fields = delta::changed(&cur, &new);
@@ -497,11 +496,7 @@ impl Writer {
                 .deferred
                 .keys()
                 .copied()
-                .filter(|seq| {
-                    self.sent
-                        .get(seq)
-                        .is_none_or(|t| now.duration_since(*t) >= UPDATE_EVERY)
-                })
+                .filter(|&seq| !self.in_slot(seq, now))
                 .collect(),
         };
         let mut writes = Vec::with_capacity(seqs.len());
@@ -647,6 +642,13 @@ impl Writer {
         }
     }
 
+    /// Whether a message about `seq` went out less than [`UPDATE_EVERY`] before `now`.
+    fn in_slot(&self, seq: u64, now: Instant) -> bool {
+        self.sent
+            .get(&seq)
+            .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
+    }
+
     /// Notes that a message about `seq` went out at `now` (its update slot starts).
     fn mark_sent(&mut self, seq: u64, now: Instant) {
         self.sent.insert(seq, now);
@@ -687,12 +689,7 @@ impl Writer {
         };
         // Inside the slot, or a later version not yet written (its slot may have passed
         // since the batch's commit took what was due): it waits for `send_due`.
-        if self.deferred.contains_key(&seq)
-            || self
-                .sent
-                .get(&seq)
-                .is_some_and(|t| now.duration_since(*t) < UPDATE_EVERY)
-        {
+        if self.deferred.contains_key(&seq) || self.in_slot(seq, now) {
             self.pending.insert(seq, (a, waiting | fields));
             return;
         }
